@@ -64,7 +64,7 @@ def select_notebooks(only: Sequence[str] | None) -> list[str]:
 
 def new_run_id() -> str:
     """A sortable, unique run id: UTC time plus a random suffix."""
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
 def fingerprint_input(path: str) -> dict[str, Any]:
@@ -218,7 +218,7 @@ def run(
     manifest: dict[str, Any] = {
         "run_id": run_id,
         "status": "running",
-        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "params_file": str(params_file),
         "parameters": params,
         "notebooks": {nb: {"status": "pending"} for nb in notebooks},
@@ -252,7 +252,7 @@ def run(
         _write_json(manifest_path, manifest)
         echo(f"[{index}/{len(notebooks)}] {name} done in {seconds:.1f} s")
     manifest.update(status="ok", seconds=round(time.perf_counter() - started, 1))
-    manifest["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    manifest["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     _write_json(manifest_path, manifest)
     point_latest(run_dir)
     return run_dir
