@@ -1,40 +1,12 @@
-"""The Sparkify event format: fields, JSON read schema, page catalogue and artifact names."""
+"""The Sparkify event format: fields and page catalogue (plain constants, no Spark import)."""
 
 from __future__ import annotations
-
-from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
 #: The 18 fields of a raw event, in the order the real files write them.
 RAW_FIELDS = (
     "artist", "auth", "firstName", "gender", "itemInSession", "lastName", "length", "level",
     "location", "method", "page", "registration", "sessionId", "song", "status", "ts",
     "userAgent", "userId",
-)
-
-#: Read schema for the JSON logs: explicit, so Spark makes no inference pass over the data.
-#: ``ts`` and ``registration`` are read as doubles because some eventsim outputs write them as
-#: floats (``1540919166796.0``); the loader casts them to epoch-ms longs.
-RAW_SCHEMA = StructType(
-    [
-        StructField("artist", StringType()),
-        StructField("auth", StringType()),
-        StructField("firstName", StringType()),
-        StructField("gender", StringType()),
-        StructField("itemInSession", LongType()),
-        StructField("lastName", StringType()),
-        StructField("length", DoubleType()),
-        StructField("level", StringType()),
-        StructField("location", StringType()),
-        StructField("method", StringType()),
-        StructField("page", StringType()),
-        StructField("registration", DoubleType()),
-        StructField("sessionId", LongType()),
-        StructField("song", StringType()),
-        StructField("status", LongType()),
-        StructField("ts", DoubleType()),
-        StructField("userAgent", StringType()),
-        StructField("userId", StringType()),
-    ]
 )
 
 #: page -> (HTTP method, status), fixed per page in eventsim.

@@ -52,6 +52,8 @@ def get_spark(
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.adaptive.enabled": "true",
+        # Wide event rows otherwise trigger a "Truncated the string representation of a plan" warning.
+        "spark.sql.debug.maxToStringFields": "200",
     }
     if spark_master.startswith("local"):
         conf["spark.sql.shuffle.partitions"] = str(shuffle_partitions or 8)

@@ -1,0 +1,395 @@
+"""Reading and validating Sparkify event logs: every row read is either kept or accounted for.
+
+JSON parsing is the expensive part of a 12 GB log, so it happens once: each row gets a ``reason``
+(null when clean) in one projection plus one window for duplicates, the result is persisted, and the
+counts (one groupBy), the clean Parquet and the quarantine are all computed from it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pyspark import StorageLevel
+from pyspark.errors import AnalysisException
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    DateType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+)
+
+from sparkify_utils.config import RunPaths
+from sparkify_utils.schema import ANONYMOUS_AUTH, PAGES, RAW_FIELDS
+
+#: What ``bad_row_policy`` may be: raise, leave bad rows out, or leave them out and keep a copy.
+BAD_ROW_POLICIES = ("fail", "drop", "quarantine")
+#: Why a row is not kept, in the order the checks apply (a row gets the first that matches).
+REASONS = ("malformed_json", "missing_required", "unknown_page", "ts_out_of_range", "duplicate")
+#: Columns without which a row is not an event.
+REQUIRED_COLUMNS = ("ts", "page", "userId")
+#: Two rows with the same values here are the same event.
+DUPLICATE_KEYS = ("userId", "sessionId", "itemInSession", "ts", "page")
+DEFAULT_VALID_FROM = "2000-01-01"
+DEFAULT_VALID_UNTIL = "2100-01-01"
+CORRUPT_COLUMN = "_corrupt_record"
+DAY_MS = 86_400_000
+
+#: Read schema for the JSON logs: explicit, so Spark makes no inference pass over the data.
+#: ``ts`` and ``registration`` are read as doubles because some eventsim outputs write them as
+#: floats (``1540919166796.0``); the loader casts them to epoch-ms longs.
+RAW_SCHEMA = StructType(
+    [
+        StructField("artist", StringType()),
+        StructField("auth", StringType()),
+        StructField("firstName", StringType()),
+        StructField("gender", StringType()),
+        StructField("itemInSession", LongType()),
+        StructField("lastName", StringType()),
+        StructField("length", DoubleType()),
+        StructField("level", StringType()),
+        StructField("location", StringType()),
+        StructField("method", StringType()),
+        StructField("page", StringType()),
+        StructField("registration", DoubleType()),
+        StructField("sessionId", LongType()),
+        StructField("song", StringType()),
+        StructField("status", LongType()),
+        StructField("ts", DoubleType()),
+        StructField("userAgent", StringType()),
+        StructField("userId", StringType()),
+    ]
+)
+
+#: JSON read schema: the raw fields plus the column where Spark keeps the text of unparsable lines.
+READ_SCHEMA = StructType([*RAW_SCHEMA.fields, StructField(CORRUPT_COLUMN, StringType())])
+
+#: The clean-events contract (``events.parquet``), partitioned by ``event_date``.
+EVENTS_SCHEMA = StructType(
+    [
+        StructField(name, {
+            "itemInSession": IntegerType(), "length": DoubleType(), "registration": LongType(),
+            "sessionId": LongType(), "status": IntegerType(), "ts": LongType(),
+        }.get(name, StringType()))
+        for name in RAW_FIELDS
+    ]
+    + [StructField("event_date", DateType())]
+)
+
+
+class DataLoadError(ValueError):
+    """The input cannot be loaded as a Sparkify log; the message names the path and the fix."""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """The clean events (read back from ``events.parquet``) and the data-quality report."""
+
+    events: DataFrame
+    quality: dict[str, Any]
+
+
+def _local_path(path: str) -> str | None:
+    """The local filesystem path of ``path``, or None for a cluster URL (s3a://, hdfs://, ...)."""
+    if path.startswith("file://"):
+        return path.removeprefix("file://")
+    return None if "://" in path else path
+
+
+def resolve_format(path: str, fmt: str = "auto") -> str:
+    """The input format: ``fmt`` if given, else Parquet for a ``.parquet`` name or a local Parquet directory."""
+    if fmt not in ("auto", "json", "parquet"):
+        raise DataLoadError(f"Unknown input format {fmt!r}. Fix: use 'auto', 'json' or 'parquet'.")
+    if fmt != "auto":
+        return fmt
+    if path.rstrip("/").endswith(".parquet"):
+        return "parquet"
+    local = _local_path(path)
+    if local and os.path.isdir(local) and next(Path(local).rglob("*.parquet"), None):
+        return "parquet"
+    return "json"
+
+
+def _missing_path_error(path: str) -> DataLoadError:
+    return DataLoadError(
+        f"No such path: {path}. Fix: check input_path (a file, glob, directory or s3a://, hdfs:// URL), "
+        "or write a synthetic log there with `sparkify generate --out PATH`."
+    )
+
+
+def _read_parquet(spark: SparkSession, path: str) -> DataFrame:
+    """Read Parquet and conform it to the raw schema (absent optional fields become nulls)."""
+    df = spark.read.parquet(path)
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataLoadError(
+            f"The Parquet input {path} has no column {', '.join(missing)} (it has: {', '.join(df.columns)}). "
+            "Fix: point input_path at a Sparkify event log with the fields ts, page and userId."
+        )
+    cols = [
+        (F.col(f.name) if f.name in df.columns else F.lit(None)).cast(f.dataType).alias(f.name)
+        for f in RAW_SCHEMA.fields
+    ]
+    return df.select(*cols, F.lit(None).cast("string").alias(CORRUPT_COLUMN))
+
+
+def _check_not_json_array(spark: SparkSession, path: str) -> None:
+    """Reject a JSON array early: Spark would parse a one-line array as one huge record."""
+    first = spark.read.text(path).filter(F.trim("value") != "").select(F.ltrim("value").alias("v")).head()
+    if first is not None and first["v"].startswith("["):
+        raise DataLoadError(
+            f"{path} is a JSON array, not JSON lines (one event object per line). "
+            "Fix: convert it, e.g. `jq -c '.[]' in.json > events.json`, and point input_path at the result."
+        )
+
+
+def read_events(spark: SparkSession, path: str, fmt: str = "auto") -> DataFrame:
+    """Read a raw log with the explicit raw schema (no inference pass): JSON lines or Parquet.
+
+    ``path`` is a file, glob or directory (of part files), plain or ``.gz``, local or a URL. The result
+    has the raw fields plus ``_corrupt_record`` (the text of lines that are not valid JSON events).
+    ``fmt`` is ``auto`` (Parquet when the name ends ``.parquet``), ``json`` or ``parquet``.
+    """
+    local = _local_path(path)
+    if local is not None and not glob.has_magic(local) and not os.path.exists(local):
+        raise _missing_path_error(path)
+    try:
+        if resolve_format(path, fmt) == "parquet":
+            return _read_parquet(spark, path)
+        _check_not_json_array(spark, path)
+        return (
+            spark.read.schema(READ_SCHEMA)
+            .option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", CORRUPT_COLUMN)
+            .json(path)
+        )
+    except AnalysisException as exc:
+        if "PATH_NOT_FOUND" in str(exc):
+            raise _missing_path_error(path) from None
+        raise
+
+
+def _epoch_ms(value: str, name: str) -> int:
+    """An ISO date/time parameter (UTC unless it says otherwise) as epoch milliseconds."""
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise DataLoadError(f"{name} must be an ISO date like 2018-10-01, got {value!r}.") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _anonymous() -> Column:
+    """Logged-out/guest rows: eventsim writes ``userId == ""``; the full file uses a placeholder id."""
+    return F.coalesce(F.col("auth").isin(*ANONYMOUS_AUTH) | (F.col("userId") == ""), F.lit(False))
+
+
+def classify_events(
+    raw: DataFrame, valid_from: str = DEFAULT_VALID_FROM, valid_until: str = DEFAULT_VALID_UNTIL
+) -> DataFrame:
+    """Add ``reason`` to every raw row: null if the row is clean, else the first of ``REASONS`` it fails."""
+    lo, hi = _epoch_ms(valid_from, "valid_from"), _epoch_ms(valid_until, "valid_until")
+    if lo >= hi:
+        raise DataLoadError(f"valid_from {valid_from} must be before valid_until {valid_until}.")
+    ts = F.col("ts")
+    missing = ts.isNull() | F.col("page").isNull() | (F.col("userId").isNull() & ~_anonymous())
+    reason = (
+        F.when(F.col(CORRUPT_COLUMN).isNotNull(), "malformed_json")
+        .when(missing, "missing_required")
+        .when(~F.col("page").isin(*PAGES), "unknown_page")
+        .when(F.isnan(ts) | (ts < lo) | (ts >= hi), "ts_out_of_range")
+    )
+    # Duplicates are looked for among otherwise clean rows only. The corrupt text is part of the key
+    # so malformed rows (all keys null) do not pile into one skewed window partition. Ordering by a
+    # hash of the whole row keeps the choice of copy deterministic at the cost of one long compare
+    # (ordering by all 18 fields doubled the cost of this step).
+    window = Window.partitionBy("reason", CORRUPT_COLUMN, *DUPLICATE_KEYS).orderBy(F.xxhash64(*RAW_FIELDS))
+    first_copy = F.row_number().over(window) == 1
+    return raw.withColumn("reason", reason).withColumn(
+        "reason", F.when(F.col("reason").isNull() & ~first_copy, "duplicate").otherwise(F.col("reason"))
+    )
+
+
+def _raw_text() -> Column:
+    """The line as read for malformed rows, else the parsed record re-encoded as JSON."""
+    return F.coalesce(F.col(CORRUPT_COLUMN), F.to_json(F.struct(*RAW_FIELDS)))
+
+
+def clean_columns() -> list[Column]:
+    """Projection of classified raw rows onto the clean-events contract (``EVENTS_SCHEMA``)."""
+    anonymous = _anonymous()
+    cast = {f.name: f.dataType for f in EVENTS_SCHEMA.fields}
+    cols = {name: F.col(name).cast(cast[name]) for name in RAW_FIELDS}
+    cols["registration"] = F.when(~anonymous, cols["registration"])
+    cols["userId"] = F.when(anonymous, F.lit("")).otherwise(F.col("userId"))
+    # Pure epoch arithmetic: the UTC day whatever the session time zone.
+    event_date = F.date_from_unix_date(F.floor(F.col("ts") / DAY_MS).cast("int"))
+    return [*(cols[name].alias(name) for name in RAW_FIELDS), event_date.alias("event_date")]
+
+
+def _summarise(classified: DataFrame) -> dict[str, Any]:
+    """One groupBy over the persisted rows: counts, present-column counts, users, an example per reason."""
+    anonymous = _anonymous()
+    rows = classified.groupBy("reason").agg(
+        F.count(F.lit(1)).alias("rows"),
+        *[F.count(c).alias(f"present_{c}") for c in REQUIRED_COLUMNS],
+        F.sum(anonymous.cast("long")).alias("anonymous"),
+        F.countDistinct(F.when(~anonymous, F.col("userId"))).alias("users"),
+        F.first(F.when(F.col("reason").isNotNull(), _raw_text()), ignorenulls=True).alias("example"),
+    ).collect()
+    by_reason = {r["reason"]: r for r in rows}
+    clean = by_reason.get(None)
+    parsed = [r for r in rows if r["reason"] != "malformed_json"]
+    return {
+        "read": sum(r["rows"] for r in rows),
+        "bad": {reason: by_reason[reason]["rows"] if reason in by_reason else 0 for reason in REASONS},
+        "examples": {r["reason"]: r["example"] for r in rows if r["reason"]},
+        "kept": clean["rows"] if clean else 0,
+        "anonymous": clean["anonymous"] if clean else 0,
+        "users": clean["users"] if clean else 0,
+        "parsed": sum(r["rows"] for r in parsed),
+        "present": {c: sum(r[f"present_{c}"] for r in parsed) for c in REQUIRED_COLUMNS},
+    }
+
+
+def _check_structure(summary: dict[str, Any], path: str, files: list[str]) -> None:
+    """Raise for inputs that are not a Sparkify log at all (empty, not JSON lines, no required column)."""
+    if summary["read"] == 0:
+        raise DataLoadError(
+            f"The input {path} is empty ({len(files)} file(s), no lines). "
+            "Fix: point input_path at a non-empty event log, or generate one with `sparkify generate`."
+        )
+    if summary["parsed"] == 0:
+        example = (summary["examples"].get("malformed_json") or "")[:120]
+        raise DataLoadError(
+            f"{path} is not JSON lines: none of its {summary['read']} lines is a JSON event object "
+            f"(first bad line: {example!r}). Fix: provide one JSON object per line; convert a JSON array "
+            "with `jq -c '.[]'` and a CSV with a CSV-to-JSON-lines tool."
+        )
+    absent = [c for c, n in summary["present"].items() if n == 0]
+    if absent:
+        raise DataLoadError(
+            f"Required column(s) {', '.join(absent)} absent from every record of {path}. Fix: point "
+            "input_path at a Sparkify event log (every event has ts in epoch ms, page and userId)."
+        )
+
+
+def _bad_rows_error(summary: dict[str, Any], path: str) -> DataLoadError:
+    parts = [
+        f"{reason} {n} (e.g. {summary['examples'][reason][:160]!r})"
+        for reason, n in summary["bad"].items() if n
+    ]
+    return DataLoadError(
+        f"{sum(summary['bad'].values())} of {summary['read']} rows in {path} are bad: {'; '.join(parts)}. "
+        "Fix: correct or remove those rows, or rerun with bad_row_policy='quarantine' (sets them aside "
+        "with their reason) or 'drop'."
+    )
+
+
+def ingest_events(
+    spark: SparkSession,
+    input_path: str,
+    paths: RunPaths,
+    bad_row_policy: str = "quarantine",
+    valid_from: str = DEFAULT_VALID_FROM,
+    valid_until: str = DEFAULT_VALID_UNTIL,
+    fmt: str = "auto",
+) -> LoadResult:
+    """Read, validate and write the clean events once; write ``data_quality.json``; return both.
+
+    ``bad_row_policy``: ``fail`` raises with the counts per reason, ``drop`` leaves bad rows out,
+    ``quarantine`` also writes them (``reason``, ``raw``) as JSON lines to ``paths.spark("quarantine")``.
+    """
+    if bad_row_policy not in BAD_ROW_POLICIES:
+        raise DataLoadError(
+            f"Unknown bad_row_policy {bad_row_policy!r}. Fix: use one of {', '.join(BAD_ROW_POLICIES)}."
+        )
+    raw = read_events(spark, input_path, fmt)
+    files = raw.inputFiles()
+    classified = classify_events(raw, valid_from, valid_until).persist(StorageLevel.MEMORY_AND_DISK)
+    events_path, quarantine_path = paths.spark("events.parquet"), paths.spark("quarantine")
+    try:
+        summary = _summarise(classified)
+        _check_structure(summary, input_path, files)
+        if bad_row_policy == "fail" and any(summary["bad"].values()):
+            raise _bad_rows_error(summary, input_path)
+        if summary["users"] == 0:
+            bad = ", ".join(f"{r} {n}" for r, n in summary["bad"].items() if n) or "none"
+            raise DataLoadError(
+                f"No logged-in user is left in {input_path} after cleaning: {summary['kept']} rows kept "
+                f"({summary['anonymous']} logged-out/guest), bad rows: {bad}. Fix: check the log has rows "
+                f"with a userId and that ts is epoch milliseconds within valid_from {valid_from} .. "
+                f"valid_until {valid_until}."
+            )
+        clean = classified.filter(F.col("reason").isNull()).select(*clean_columns())
+        # One shuffle by day: one file per day instead of one per (task, day).
+        clean.repartition("event_date").write.mode("overwrite").partitionBy("event_date").parquet(events_path)
+        if bad_row_policy == "quarantine":
+            bad_rows = classified.filter(F.col("reason").isNotNull())
+            bad_rows.select("reason", _raw_text().alias("raw")).write.mode("overwrite").json(quarantine_path)
+    finally:
+        classified.unpersist()
+
+    quarantined = bad_row_policy == "quarantine"
+    zeros = dict.fromkeys(REASONS, 0)
+    quality = {
+        "input_path": input_path,
+        "format": resolve_format(input_path, fmt),
+        "files_read": len(files),
+        "files": files[:20],
+        "bad_row_policy": bad_row_policy,
+        "valid_from": valid_from,
+        "valid_until": valid_until,
+        "rows_read": summary["read"],
+        "rows_kept": summary["kept"],
+        "rows_excluded": zeros if quarantined else summary["bad"],
+        "rows_quarantined": summary["bad"] if quarantined else zeros,
+        "anonymous_rows": summary["anonymous"],
+        "users": summary["users"],
+        "events_path": events_path,
+        "quarantine_path": quarantine_path if quarantined else None,
+    }
+    paths.local("data_quality.json").write_text(json.dumps(quality, indent=2))
+    return LoadResult(events=read_clean_events(spark, paths), quality=quality)
+
+
+def read_clean_events(spark: SparkSession, paths: RunPaths) -> DataFrame:
+    """The clean events of a run (``events.parquet``), with the contract's schema."""
+    path = paths.spark("events.parquet")
+    try:
+        return spark.read.schema(EVENTS_SCHEMA).parquet(path)
+    except AnalysisException as exc:
+        if "PATH_NOT_FOUND" in str(exc):
+            raise DataLoadError(
+                f"No clean events at {path}. Fix: run notebook 01_eda with this run_dir/spark_dir first."
+            ) from None
+        raise
+
+
+def quality_table(quality: dict[str, Any]) -> pd.DataFrame:
+    """``data_quality.json`` as a table: rows read, kept (and of them anonymous), and bad rows by reason
+    under the run's policy (quarantined, or excluded for ``drop``/``fail``)."""
+    read = quality["rows_read"]
+    quarantined = quality["bad_row_policy"] == "quarantine"
+    bad = quality["rows_quarantined"] if quarantined else quality["rows_excluded"]
+    rows = [
+        ("read", "", read),
+        ("kept", "", quality["rows_kept"]),
+        ("kept", "of which logged-out/guest (no userId)", quality["anonymous_rows"]),
+        *(("quarantined" if quarantined else "excluded", reason, n) for reason, n in bad.items()),
+    ]
+    table = pd.DataFrame(rows, columns=["rows", "reason", "count"])
+    table["share of read"] = table["count"] / read if read else float("nan")
+    return table

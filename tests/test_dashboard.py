@@ -1,0 +1,335 @@
+"""The dashboard's logic on small fake runs: loading, missing pieces, filters, the retention math."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+from IPython.display import HTML
+
+from sparkify_utils import config, dashboard
+from sparkify_utils.dashboard import (
+    ArtifactError,
+    MissingArtifact,
+    Run,
+    build_section,
+    filter_at_risk,
+    kaplan_meier,
+    open_run,
+    retention_curves,
+)
+
+DAY = dashboard.DAY_MS
+START = 1_538_352_000_000  # 2018-10-01 00:00 UTC
+
+
+def write_fake_run(path: Path, users: int = 40, seed: int = 0) -> Path:
+    """A run directory with plausible artifacts of every notebook, in the formats they write."""
+    rng = np.random.default_rng(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    ids = [str(i) for i in range(1, users + 1)]
+    churn = (rng.random(users) < 0.25).astype(int)
+    churn[:2] = [1, 0]
+    levels = rng.choice(["free", "paid"], users)
+    first = START + rng.integers(0, 20 * DAY, users)
+    last = np.minimum(first + rng.integers(DAY, 40 * DAY, users), START + 60 * DAY)
+    lifetimes = pd.DataFrame({
+        "userId": ids, "churn": churn, "churn_ts": np.where(churn == 1, last, np.nan),
+        "first_ts": first, "last_ts": last,
+    })
+    lifetimes.to_csv(path / "user_lifetimes.csv", index=False)
+    songs = rng.integers(10, 2000, users)
+    pd.DataFrame({"churn": churn, "userId": ids, "level": levels}).to_csv(path / "level_churn_byUser.csv", index=False)
+    pd.DataFrame({"churn": churn, "userId": ids, "songs": songs}).to_csv(path / "numofsongs_byUser.csv", index=False)
+    pages = pd.DataFrame([
+        {"page": page, "churn": c, "count": int(rng.integers(1, 500)), "page_total": 0, "share": 0.5,
+         "users": int((churn == c).sum()), "mean_per_100_songs": rng.random() * 5,
+         "median_per_100_songs": rng.random() * 5}
+        for page in ("Thumbs Up", "Thumbs Down", "Roll Advert", "Add Friend", "NextSong") for c in (0, 1)
+    ])
+    pages.to_csv(path / "page_churn_byUser.csv", index=False)
+    summary = {
+        "users": users, "churners": int(churn.sum()), "churn_rate": float(churn.mean()), "events": 12345,
+        "anonymous_events": 321, "songs": int(songs.sum()), "first_event": "2018-10-01T00:01:57+00:00",
+        "last_event": "2018-12-01T23:59:00+00:00", "days": 62, "rows_read": 12400, "rows_bad": 55,
+        "chi2_statistic": 1.5, "chi2_p_value": 0.22, "chi2_dof": 1, "chi2_note": "chi-square test",
+    }
+    (path / "eda_summary.json").write_text(json.dumps(summary))
+    quality = {
+        "files_read": 1, "bad_row_policy": "quarantine", "rows_read": 12400, "rows_kept": 12345,
+        "anonymous_rows": 321, "rows_excluded": dict.fromkeys(("malformed_json", "duplicate"), 0),
+        "rows_quarantined": {"malformed_json": 5, "duplicate": 50},
+    }
+    (path / "data_quality.json").write_text(json.dumps(quality))
+    labels = {"lr": "logistic regression", "gbt": "gradient-boosted trees", "majority": "always majority"}
+    names = ("f1", "precision", "recall", "pr_auc", "roc_auc", "accuracy", "weighted_f1")
+    folds = {m: {k: list(rng.uniform(0.2, 0.8, 6)) for k in names} for m in labels}
+    models = {
+        m: {"label": label, "cv": {k: {"mean": float(np.mean(folds[m][k])), "sd": float(np.std(folds[m][k]))}
+                                   for k in names},
+            "test": {k: float(rng.uniform(0.2, 0.8)) for k in names}, "threshold": 0.42}
+        for m, label in labels.items()
+    }
+    metrics = {"chosen_model": "gbt", "verdict": "Chosen model: gbt.\nvs lr: within the spread.", "models": models,
+               "folds": folds}
+    (path / "metrics.json").write_text(json.dumps(metrics))
+    features = ["songs", "thumbs_down_per_song", "tenure_days", "level=paid"]
+    pd.DataFrame([
+        {"model": m, "feature": f, "importance": rng.random(), "coefficient": np.nan, "rank": i + 1}
+        for m in ("lr", "gbt") for i, f in enumerate(features)
+    ]).to_csv(path / "feature_importance.csv", index=False)
+    active = lifetimes[lifetimes["churn"] == 0]
+    probability = rng.random(len(active))
+    pd.DataFrame({
+        "userId": active["userId"], "probability": probability, "at_risk": (probability >= 0.42).astype(int),
+        "level": levels[churn == 0], "recency_days": rng.uniform(0, 20, len(active)).round(1),
+        "top_features": "songs (low); tenure_days (low)",
+    }).sort_values("probability", ascending=False).to_csv(path / "at_risk_users.csv", index=False)
+    return path
+
+
+@pytest.fixture
+def fake_run(tmp_path) -> Run:
+    run = open_run(str(write_fake_run(tmp_path / "run-ok")))
+    assert run is not None
+    return run
+
+
+def test_every_section_of_a_complete_run_builds(fake_run):
+    for key in dashboard.SECTIONS:
+        items = build_section(fake_run, key)
+        assert items, key
+        for item in items:
+            assert isinstance(item, (HTML, go.Figure, dashboard.widgets.Widget)), (key, type(item))
+
+
+def test_headline_cards_carry_the_summary_numbers(fake_run):
+    summary = json.loads((fake_run.path / "eda_summary.json").read_text())
+    cards = dashboard.headline_cards(summary)
+    assert f'data-metric="users" data-value="{summary["users"]}"' in cards
+    assert f'data-metric="churners" data-value="{summary["churners"]}"' in cards
+    assert f"{summary['churn_rate']:.1%}" in cards and "2018-10-01 – 2018-12-01" in cards
+
+
+@pytest.fixture
+def shown(monkeypatch) -> list:
+    """What the dashboard displays, as (object, raw) pairs."""
+    items: list = []
+    monkeypatch.setattr(dashboard, "display", lambda obj, raw=False: items.append((obj, raw)))
+    return items
+
+
+def _html(shown: list) -> str:
+    return " ".join(obj.data for obj, _ in shown if isinstance(obj, HTML))
+
+
+def test_missing_artifact_names_file_and_notebook(fake_run, shown):
+    (fake_run.path / "metrics.json").unlink()
+    with pytest.raises(MissingArtifact, match=r"metrics\.json.*03_model_comparison"):
+        build_section(fake_run, "models")
+    # The page shows a notice for it instead, and the other sections still render.
+    dashboard.show_section(fake_run, "models")
+    dashboard.show_section(fake_run, "headline")
+    text = _html(shown)
+    assert "spk-notice" in text and "metrics.json is missing" in text and "03_model_comparison" in text
+    assert 'data-metric="users"' in text
+
+
+def test_figures_are_shown_as_plotly_bundles(fake_run, shown):
+    dashboard.show_section(fake_run, "retention")
+    bundles = [obj for obj, raw in shown if raw]
+    assert len(bundles) == 1
+    spec = bundles[0]["application/vnd.plotly.v1+json"]
+    churners = int(pd.read_csv(fake_run.path / "user_lifetimes.csv")["churn"].sum())
+    assert [trace["name"] for trace in spec["data"]] == ["All users (40)", f"Churners ({churners})"]
+    assert spec["layout"]["title"]["text"].startswith("Retention")
+
+
+def test_missing_artifact_reports_the_failed_notebook(fake_run):
+    manifest = {"notebooks": {"01_eda": {"status": "ok"}, "03_model_comparison": {"status": "failed"}}}
+    (fake_run.path / "manifest.json").write_text(json.dumps(manifest))
+    (fake_run.path / "at_risk_users.csv").unlink()
+    run = open_run(str(fake_run.path))
+    with pytest.raises(MissingArtifact, match="notebook 03_model_comparison failed in this run"):
+        build_section(run, "at_risk")
+
+
+def test_strict_run_fails_when_a_successful_notebook_did_not_write_its_artifact(fake_run):
+    (fake_run.path / "manifest.json").write_text(json.dumps({"notebooks": {"01_eda": {"status": "ok"}}}))
+    (fake_run.path / "user_lifetimes.csv").unlink()
+    strict = open_run(str(fake_run.path))  # an explicit run_dir is how the runner calls the notebook
+    assert strict.strict
+    with pytest.raises(ArtifactError, match="reported success"):
+        build_section(strict, "retention")
+    with pytest.raises(ArtifactError, match="reported success"):
+        dashboard.show_section(strict, "retention")
+
+
+def test_malformed_artifact_is_a_clear_error(fake_run):
+    pd.DataFrame({"userId": ["1"], "score": [0.3]}).to_csv(fake_run.path / "at_risk_users.csv", index=False)
+    with pytest.raises(ArtifactError, match=r"at_risk_users\.csv lacks columns \['probability', 'level'\]"):
+        build_section(fake_run, "at_risk")
+
+
+def test_no_run_gives_the_command_to_make_one(monkeypatch, tmp_path):
+    monkeypatch.setenv("SPARKIFY_OUTPUTS_DIR", str(tmp_path / "outputs"))
+    monkeypatch.delenv(dashboard.RUN_DIR_ENV, raising=False)
+    assert open_run("") is None
+    assert "make run" in dashboard.no_run_message("")
+    assert open_run(str(tmp_path / "nope")) is None
+    assert "nope" in dashboard.no_run_message(str(tmp_path / "nope"))
+    dashboard.show_section(None, "headline")  # nothing to show, no error
+
+
+def test_header_without_run_shows_the_message(monkeypatch, tmp_path, shown):
+    monkeypatch.setenv("SPARKIFY_OUTPUTS_DIR", str(tmp_path / "outputs"))
+    monkeypatch.delenv(dashboard.RUN_DIR_ENV, raising=False)
+    dashboard.show_header(None, "")
+    assert "spk-no-run" in _html(shown) and "make run" in _html(shown)
+
+
+def test_run_resolution_order(monkeypatch, tmp_path):
+    monkeypatch.setenv("SPARKIFY_OUTPUTS_DIR", str(tmp_path / "outputs"))
+    monkeypatch.delenv(dashboard.RUN_DIR_ENV, raising=False)
+    assert dashboard.resolve_run_dir("") == config.latest_link()
+    monkeypatch.setenv(dashboard.RUN_DIR_ENV, str(tmp_path / "from-env"))
+    assert dashboard.resolve_run_dir("") == tmp_path / "from-env"
+    assert dashboard.resolve_run_dir(str(tmp_path / "explicit")) == tmp_path / "explicit"
+    (config.runs_dir() / "20250101-000000-abcd").mkdir(parents=True)
+    assert dashboard.resolve_run_dir("20250101-000000-abcd") == config.runs_dir() / "20250101-000000-abcd"
+    assert not open_run(str(tmp_path / "from-env")) and open_run("20250101-000000-abcd").strict
+
+
+def test_dashboard_env_passes_the_run_and_rejects_a_missing_one(tmp_path, monkeypatch):
+    monkeypatch.setenv(dashboard.RUN_DIR_ENV, "stale")
+    assert dashboard.RUN_DIR_ENV not in dashboard.dashboard_env("")
+    assert dashboard.dashboard_env(str(tmp_path))[dashboard.RUN_DIR_ENV] == str(tmp_path.resolve())
+    with pytest.raises(FileNotFoundError, match="--run-dir"):
+        dashboard.dashboard_env(str(tmp_path / "missing"))
+    command = dashboard.voila_command(8123)
+    assert "--Voila.ip=127.0.0.1" in command and "--Voila.port=8123" in command
+    assert "--strip_sources=True" in command and command[-1] != "" and str(dashboard.DASHBOARD_NOTEBOOK) in command
+
+
+def test_kaplan_meier_matches_a_hand_computed_case():
+    # Durations 1,2,2,3,4 with the second 2 and the 4 censored:
+    # t=1: 5 at risk, 1 event -> 4/5 = .8; t=2: 4 at risk, 1 event (+1 censored) -> .8*3/4 = .6;
+    # t=3: 2 at risk, 1 event -> .3; t=4: 1 at risk, censored -> .3.
+    table = kaplan_meier(pd.Series([2, 1, 2, 3, 4]), pd.Series([1, 1, 0, 1, 0]))
+    assert table["time"].tolist() == [0, 1, 2, 3, 4]
+    assert table["at_risk"].tolist() == [5, 5, 4, 2, 1]
+    assert table["events"].tolist() == [0, 1, 1, 1, 0]
+    assert table["censored"].tolist() == [0, 0, 1, 0, 1]
+    assert np.allclose(table["survival"], [1, 0.8, 0.6, 0.3, 0.3])
+
+
+def test_kaplan_meier_rejects_negative_durations():
+    with pytest.raises(ValueError, match="non-negative"):
+        kaplan_meier(pd.Series([1.0, -2.0]), pd.Series([1, 0]))
+
+
+def test_retention_curves_censor_non_churners_at_log_end():
+    lifetimes = pd.DataFrame({
+        "userId": ["a", "b", "c"], "churn": [1, 0, 1],
+        "churn_ts": [START + 2 * DAY, np.nan, START + 5 * DAY],
+        "first_ts": [START, START, START + DAY], "last_ts": [START + 2 * DAY, START + 3 * DAY, START + 6 * DAY],
+    })
+    curves = retention_curves(lifetimes)
+    everyone = curves[curves["group"].str.startswith("All")]
+    churners = curves[curves["group"].str.startswith("Churners")]
+    # a cancels on day 2, c on day 4 after first seen; b is censored at the log's end (day 6).
+    assert everyone["day"].tolist() == [0, 2, 4, 6]
+    assert np.allclose(everyone["survival"], [1, 2 / 3, 1 / 3, 1 / 3])
+    assert churners["survival"].iloc[-1] == 0
+    assert "All users (3)" in set(curves["group"]) and "Churners (2)" in set(curves["group"])
+
+
+def test_churn_by_week_counts_cancellations_against_active_users():
+    lifetimes = pd.DataFrame({  # 2018-10-01 is a Monday
+        "userId": ["a", "b", "c"], "churn": [1, 0, 1],
+        "churn_ts": [START + 2 * DAY, np.nan, START + 9 * DAY],
+        "first_ts": [START, START + DAY, START + 8 * DAY],
+        "last_ts": [START + 2 * DAY, START + 10 * DAY, START + 9 * DAY],
+    })
+    weekly = dashboard.churn_by_week(lifetimes)
+    assert weekly["week"].dt.strftime("%Y-%m-%d").tolist() == ["2018-10-01", "2018-10-08"]
+    assert weekly["active_users"].tolist() == [2, 2]
+    assert weekly["cancellations"].tolist() == [1, 1]
+    assert weekly["churn_rate"].tolist() == [0.5, 0.5]
+
+
+def test_filter_at_risk_by_threshold_and_level():
+    table = pd.DataFrame({"userId": ["1", "2", "3", "4"], "probability": [0.2, 0.9, 0.5, 0.7],
+                          "level": ["free", "paid", "paid", "free"]})
+    assert filter_at_risk(table, 0.5)["userId"].tolist() == ["2", "4", "3"]
+    assert filter_at_risk(table, 0.5, "free")["userId"].tolist() == ["4"]
+    assert filter_at_risk(table, 0.95).empty
+    assert len(filter_at_risk(table, 0.0)) == 4
+
+
+def test_at_risk_widget_follows_slider_and_level(fake_run):
+    table = pd.read_csv(fake_run.path / "at_risk_users.csv", dtype={"userId": str})
+    box = dashboard.at_risk_widget(table, threshold=0.0)
+    (slider, level), summary, body = box.children[0].children, box.children[1], box.children[2]
+
+    def rows() -> int:
+        return body.value.split("<tbody>")[1].count("<tr")
+
+    assert rows() == len(table)
+    slider.value = 0.6
+    assert rows() == int((table["probability"] >= 0.6).sum()) < len(table)
+    level.value = "paid"
+    expected = filter_at_risk(table, 0.6, "paid")
+    assert rows() == len(expected) and f'data-rows="{len(expected)}"' in summary.value
+    payload = summary.value.split("base64,")[1].split('"')[0]
+    downloaded = pd.read_csv(pd.io.common.BytesIO(base64.b64decode(payload)), dtype={"userId": str})
+    pd.testing.assert_frame_equal(downloaded, expected)
+
+
+def test_at_risk_table_hides_empty_columns_and_handles_nobody_scored():
+    table = pd.DataFrame({"userId": ["1"], "probability": [0.7], "level": ["paid"], "recency_days": [np.nan]})
+    assert "days since last activity" not in dashboard.at_risk_widget(table).children[2].value
+    empty = dashboard.at_risk_widget(table.iloc[:0])
+    assert 'data-rows="0"' in empty.children[1].value and "<th>user</th>" in empty.children[2].value
+
+
+def test_model_scores_and_table_come_from_metrics(fake_run):
+    metrics = json.loads((fake_run.path / "metrics.json").read_text())
+    scores = dashboard.model_scores(metrics)
+    assert len(scores) == len(metrics["models"]) * len(dashboard.MODEL_METRICS)
+    gbt = scores[scores["model"] == "gradient-boosted trees"].set_index("metric")
+    assert gbt.at["PR-AUC", "mean"] == metrics["models"]["gbt"]["cv"]["pr_auc"]["mean"]
+    assert gbt.at["ROC-AUC", "sd"] == metrics["models"]["gbt"]["cv"]["roc_auc"]["sd"]
+    table = dashboard.model_table(metrics)
+    assert table.count("<tr") == len(metrics["models"]) + 1 and "vs lr: within the spread" in table
+    assert f"{metrics['models']['gbt']['test']['f1']:.3f}" in table
+
+
+def test_importance_shows_the_chosen_model(fake_run):
+    importance = pd.read_csv(fake_run.path / "feature_importance.csv")
+    metrics = json.loads((fake_run.path / "metrics.json").read_text())
+    label, rows = dashboard.chosen_importance(importance, metrics)
+    assert label == "gradient-boosted trees" and set(rows["model"]) == {"gbt"}
+    with pytest.raises(ArtifactError, match="no rows for the chosen model 'rf'"):
+        dashboard.chosen_importance(importance, {**metrics, "chosen_model": "rf"})
+
+
+def test_slider_starts_at_the_model_threshold(fake_run):
+    assert dashboard.model_threshold(fake_run) == 0.42
+    (fake_run.path / "metrics.json").unlink()
+    assert dashboard.model_threshold(fake_run) == dashboard.DEFAULT_THRESHOLD
+    # Without metrics.json the at-risk list still shows; the model sections say what is missing.
+    assert build_section(fake_run, "at_risk")
+
+
+def test_dashboard_never_imports_pyspark():
+    code = "import sys, sparkify_utils.dashboard; print(sorted(m for m in sys.modules if m.startswith('pyspark')))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", f"the dashboard must render without Spark: {result.stdout}"

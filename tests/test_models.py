@@ -1,0 +1,264 @@
+"""Model comparison: metric functions vs hand-computed values, split hygiene, leak sensitivity, saved
+models that reload, baselines in the tables, scoring, and a clear error for each kind of bad input."""
+
+from __future__ import annotations
+
+import json
+from itertools import product
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.ml import PipelineModel
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import functions as F
+
+from sparkify_utils import evaluate as ev
+from sparkify_utils import models as md
+from sparkify_utils.config import run_paths
+
+#: Cheap settings: one grid point per model, 3 folds, one repeat (the protocol is the same).
+FAST = {"cv_folds": 3, "cv_repeats": 1, "tuning_folds": 2, "parallelism": 2}
+ONE_POINT_GRIDS = {name: {key: values[:1] for key, values in grid.items()} for name, grid in md.PARAM_GRIDS.items()}
+
+
+def synthetic_users(n: int = 225, seed: int = 0, churn_rate: float = 0.23) -> pd.DataFrame:
+    """Per-user table shaped like notebook 02's: churners play fewer songs and see more adverts."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < churn_rate).astype(int)
+    return pd.DataFrame({
+        "userId": [f"u{i:04d}" for i in range(n)],
+        "churn": y,
+        "songs": np.round(np.exp(rng.normal(6.5 - 0.6 * y, 0.8))).astype(int),
+        "ads_per_song": np.abs(rng.normal(0.015 + 0.02 * y, 0.01)),
+        "recency_days": np.abs(rng.normal(3 + 4 * y, 3)).round(1),
+        "noise": rng.normal(size=n),
+        "level": rng.choice(["free", "paid"], n),
+    })
+
+
+@pytest.fixture(scope="module")
+def fast_grids():
+    """Single-point grids for the whole module (tuning still runs, on one candidate per model)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(md, "PARAM_GRIDS", ONE_POINT_GRIDS)
+        yield
+
+
+@pytest.fixture(scope="module")
+def users(spark):
+    return spark.createDataFrame(synthetic_users())
+
+
+@pytest.fixture(scope="module")
+def result(spark, users, fast_grids):
+    return md.compare_models(spark, users, models=["lr", "dt"], seed=3, **FAST)
+
+
+# --- metrics vs hand-computed values ------------------------------------------------------------------
+
+
+def test_auc_and_average_precision_match_hand_computed_values():
+    y, s = [1, 0, 1, 0], [0.9, 0.8, 0.7, 0.1]
+    # Positive/negative pairs: (.9,.8) (.9,.1) (.7,.1) ordered, (.7,.8) not -> 3/4.
+    assert ev.roc_auc(y, s) == pytest.approx(0.75)
+    # Recall 1/2 at precision 1, then recall 1 at precision 2/3.
+    assert ev.average_precision(y, s) == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+    assert ev.roc_auc([1, 0], [0.5, 0.5]) == pytest.approx(0.5)
+    assert ev.average_precision([1, 0], [0.5, 0.5]) == pytest.approx(0.5)
+    assert ev.roc_auc([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4]) == 1.0
+    assert ev.roc_auc([1, 1, 0, 0], [0.1, 0.2, 0.3, 0.4]) == 0.0
+    assert ev.average_precision([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4]) == 1.0
+
+
+def test_auc_equals_brute_force_pair_count_with_ties():
+    rng = np.random.default_rng(1)
+    y, s = rng.integers(0, 2, 60), rng.integers(0, 6, 60) / 5
+    pos, neg = s[y == 1], s[y == 0]
+    pairs = [(p > n) + 0.5 * (p == n) for p, n in product(pos, neg)]
+    assert ev.roc_auc(y, s) == pytest.approx(np.mean(pairs))
+    curve = ev.roc_curve(y, s)
+    assert curve.iloc[0][["fpr", "tpr"]].tolist() == [0, 0] and curve.iloc[-1][["fpr", "tpr"]].tolist() == [1, 1]
+    assert np.trapezoid(curve["tpr"], curve["fpr"]) == pytest.approx(ev.roc_auc(y, s))
+
+
+def test_classification_metrics_match_hand_computed_confusion():
+    y, s = [1, 1, 0, 0, 0], [0.9, 0.2, 0.8, 0.1, 0.3]
+    m = ev.classification_metrics(y, s, 0.5)  # predicted 1,0,1,0,0: tp 1, fn 1, fp 1, tn 2
+    assert ev.confusion_counts(y, [1, 0, 1, 0, 0]) == {"tp": 1, "fp": 1, "fn": 1, "tn": 2}
+    assert (m["precision"], m["recall"], m["f1"], m["accuracy"]) == pytest.approx((0.5, 0.5, 0.5, 0.6))
+    # Stayed-class F1 = 2*2/(2*2+1+1) = 2/3; weighted by support (2 churn, 3 stayed): (2*.5 + 3*2/3)/5.
+    assert m["weighted_f1"] == pytest.approx(0.6)
+    none = ev.classification_metrics(y, s, 0.95)
+    assert (none["precision"], none["recall"], none["f1"]) == (0.0, 0.0, 0.0)
+
+
+def test_best_f1_threshold_is_the_midpoint_below_the_best_cut():
+    y, s = [1, 1, 0, 0, 0], [0.9, 0.2, 0.8, 0.1, 0.3]
+    # F1 by cut: .9 -> 2/3, .8 -> 1/2, .3 -> 2/5, .2 -> 2/3, .1 -> 4/7; tie keeps the higher cut (.9).
+    assert ev.best_f1_threshold(y, s) == pytest.approx(0.85)
+    assert ev.best_f1_threshold([1, 0, 1], [0.7, 0.1, 0.4]) == pytest.approx(0.25)
+
+
+# --- splits ----------------------------------------------------------------------------------------------
+
+
+def test_stratified_folds_and_split_keep_the_class_balance():
+    y = np.array([1] * 50 + [0] * 175)
+    folds = md.stratified_folds(y, 5, seed=0)
+    assert all(np.sum((folds == f) & (y == 1)) == 10 for f in range(5))
+    assert np.bincount(folds).tolist() == [45] * 5
+    test = md.split_users(y, 0.2, seed=0)
+    assert (test & (y == 1)).sum() == 10 and (test & (y == 0)).sum() == 35
+    assert np.array_equal(test, md.split_users(y, 0.2, seed=0))
+    assert not np.array_equal(test, md.split_users(y, 0.2, seed=1))
+
+
+def test_held_out_users_never_enter_tuning_or_cv():
+    y = np.array([1] * 30 + [0] * 90)
+    roles, groups = md._roles(y, 0.2, cv_folds=4, cv_repeats=2, tuning_folds=3, seed=5)
+    held_out = (roles["__final"] == "test").to_numpy()
+    for split in groups["tuning"] + groups["cv"]:
+        assert (roles.loc[held_out, split] == "").all()
+        assert roles.loc[~held_out, split].isin(["fit", "valid", "test"]).all()
+    # Across one repeat each training user is a CV test user exactly once.
+    tested = sum((roles[s] == "test").astype(int) for s in groups["cv"][:4])
+    assert (tested[~held_out] == 1).all()
+
+
+# --- the comparison --------------------------------------------------------------------------------------
+
+
+def test_tables_include_baselines_and_every_model(result):
+    summary = md.cv_summary(result.folds)
+    assert list(summary.index) == ["lr", "dt", "majority", "rule"]
+    assert set(result.test["model"]) == {"lr", "dt", "majority", "rule"}
+    assert len(result.folds) == 4 * FAST["cv_folds"] * FAST["cv_repeats"]
+    assert result.rule.feature == "songs" and result.rule.direction == -1
+    majority = result.test.set_index("model").loc["majority"]
+    assert majority["f1"] == 0 and majority["roc_auc"] == 0.5
+    # The synthetic table carries real signal: the models beat the always-majority baseline on PR-AUC.
+    assert summary.loc["lr", "pr_auc_mean"] > summary.loc["majority", "pr_auc_mean"]
+    assert result.chosen in ("lr", "dt")
+    assert "Chosen model" in md.verdict(result) and "one-feature rule" in md.verdict(result)
+
+
+def test_test_metrics_come_from_held_out_users_only(result):
+    predictions = result.predictions
+    held_out = set(predictions["userId"])
+    assert len(held_out) == result.split["test_users"] == 45
+    train_ids = {r[0] for r in result.train.select("userId").collect()}
+    assert not held_out & train_ids and len(train_ids) == result.split["train_users"]
+    for name, group in predictions.groupby("model"):
+        row = result.test.set_index("model").loc[name]
+        assert len(group) == row["users"] == 45
+        recomputed = ev.classification_metrics(group["label"], group["probability"], row["threshold"])
+        assert recomputed == pytest.approx({m: row[m] for m in ev.METRICS})
+    # The final threshold is the one tuned on out-of-fold training predictions, not on test users.
+    assert result.thresholds["lr"] == result.tuning["lr"]["threshold"]
+
+
+def test_saved_models_reload_and_reproduce_predictions(result, users, tmp_path):
+    paths = run_paths(str(tmp_path / "run"))
+    written = md.save_artifacts(result, paths)
+    scoring = users.drop("churn")  # no label, no weight column: as the scoring table
+    for name, pipeline in result.models.items():
+        loaded = PipelineModel.load(written[f"model_{name}"])
+        before, after = (m.transform(scoring).select("userId", vector_to_array("probability")[1].alias("p"),
+                                                     "prediction").toPandas() for m in (pipeline, loaded))
+        pd.testing.assert_frame_equal(before, after)
+        # The saved model's prediction column is the at-risk flag at the tuned threshold.
+        assert ((after["p"] > result.thresholds[name]).astype(float) == after["prediction"]).all()
+    metrics = json.loads(paths.local("metrics.json").read_text())
+    assert metrics["chosen_model"] == result.chosen
+    assert set(metrics["models"]) == {"lr", "dt", "majority", "rule"}
+    assert set(metrics["models"]["lr"]["cv"]["f1"]) == {"mean", "sd"}
+    assert len(metrics["folds"]["lr"]["f1"]) == FAST["cv_folds"] * FAST["cv_repeats"]
+    assert {"tuning_s", "repeated_cv_s", "final_fit_s"} <= set(metrics["timings"])
+    importance = pd.read_csv(paths.local("feature_importance.csv"))
+    assert set(importance["model"]) == {"lr", "dt"} and {"level=free", "level=paid"} <= set(importance["feature"])
+    assert list(pd.read_csv(paths.local("predictions.csv")).columns) == [
+        "userId", "label", "probability", "prediction", "model"]
+
+
+def test_scoring_ranks_flags_and_explains(result, spark):
+    active = synthetic_users(40, seed=9).drop(columns="churn").assign(userId=lambda d: "new" + d["userId"])
+    scoring = md.score_users(result, spark.createDataFrame(active), "memory")
+    table = scoring.table
+    assert len(table) == 40 and table["probability"].is_monotonic_decreasing
+    assert (table["at_risk"] == (table["probability"] >= result.thresholds[result.chosen])).all()
+    assert scoring.level_column == "level" and scoring.recency_column == "recency_days"
+    assert table.loc[table["at_risk"] == 1, "top_features"].str.len().gt(0).all()
+    assert md.score_users(result, None, "nowhere").table.empty
+
+
+@pytest.mark.parametrize("leak_on", ["train_only", "everywhere"])
+def test_leaky_feature_is_caught_by_the_held_out_users(spark, fast_grids, leak_on):
+    table = synthetic_users(seed=4).assign(songs=1.0, ads_per_song=0.0, recency_days=0.0)  # no real signal
+    rng = np.random.default_rng(0)
+    y = table["churn"].to_numpy()
+    held_out = md.split_users(y, 0.2, seed=11)  # ids are sorted, so this is the comparison's split
+    leak = y.astype(float) if leak_on == "everywhere" else np.where(held_out, rng.integers(0, 2, len(y)), y)
+    result = md.compare_models(spark, spark.createDataFrame(table.assign(leak=leak)), models=["dt"], seed=11,
+                               **FAST)
+    test_auc = result.test.set_index("model").at["dt", "roc_auc"]
+    if leak_on == "everywhere":
+        assert test_auc > 0.95  # the pipeline does pick up a feature that carries the label
+    else:
+        assert md.cv_summary(result.folds).at["dt", "roc_auc_mean"] > 0.95  # leak inside training...
+        assert test_auc < 0.8  # ...but the held-out users expose it
+
+
+def test_rule_falls_back_to_the_best_univariate_feature():
+    table = synthetic_users(seed=2).drop(columns="songs")
+    spec = md.FeatureSpec("userId", "churn", ("ads_per_song", "recency_days", "noise"), (), ("level",))
+    rule = md.fit_rule(table, spec, "songs")
+    assert rule.feature in ("ads_per_song", "recency_days") and rule.direction == 1
+    assert "best univariate ROC-AUC" in rule.note
+
+
+# --- bad input -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "kwargs", "message"),
+    [
+        (lambda d: d.drop(columns="churn"), {}, "'churn' is missing"),
+        (lambda d: d.drop(columns="userId"), {}, "'userId' is missing"),
+        (lambda d: d.assign(churn=d["churn"] * 2), {}, "must be 0/1"),
+        (lambda d: d.assign(churn=0), {}, "single class"),
+        (lambda d: d.assign(churn=np.r_[[1] * 9, [0] * (len(d) - 9)]), {}, "fewer than 2 per fold"),
+        (lambda d: d.assign(churn=d["churn"].astype(str)), {}, "must hold 0/1 numbers"),
+        (lambda d: pd.concat([d, d.head(2)]), {}, "one row per user"),
+        (lambda d: d.assign(songs=np.nan), {}, "entirely null"),
+        (lambda d: d, {"models": ["svm"]}, "choose one or more"),
+        (lambda d: d, {"cv_folds": 2}, "cv_folds=2"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(spark, change, kwargs, message):
+    frame = change(synthetic_users(60, seed=1, churn_rate=0.4))
+    with pytest.raises(md.ModelInputError, match=message):
+        md.compare_models(spark, spark.createDataFrame(frame), **kwargs)
+
+
+def test_csv_and_parquet_tables_load_alike(spark, tmp_path):
+    frame = synthetic_users(30)
+    frame.to_csv(tmp_path / "users.csv", index=False)
+    spark.createDataFrame(frame).write.parquet(str(tmp_path / "users.parquet"))
+    specs = [md.feature_spec(md.load_table(spark, str(tmp_path / name))) for name in ("users.csv", "users.parquet")]
+    assert specs[0].columns == specs[1].columns == ["songs", "ads_per_song", "recency_days", "noise", "level"]
+    with pytest.raises(md.ModelInputError, match="Run notebook 02 first"):
+        md.load_table(spark, str(tmp_path / "missing.parquet"))
+    assert md.try_load_table(spark, str(tmp_path / "missing.parquet")) is None
+
+
+def test_unencodable_column_is_named(spark):
+    frame = spark.createDataFrame(synthetic_users(30)).withColumn("pages", F.array(F.lit("Home")))
+    with pytest.raises(md.ModelInputError, match=r"pages \(array<string>\)"):
+        md.feature_spec(frame)
+
+
+def test_high_cardinality_strings_are_reported_not_encoded(spark):
+    frame = synthetic_users(60).assign(city=lambda d: d["userId"] + "ville")
+    spec = md.feature_spec(spark.createDataFrame(frame))
+    assert "city" in spec.ignored and "city" not in spec.columns and "level" in spec.categorical
