@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,8 @@ pytestmark = pytest.mark.slow
 
 ARTIFACTS = (
     "manifest.json", "data_quality.json", "eda_summary.json", "level_churn_byUser.csv",
-    "page_churn_byUser.csv", "numofsongs_byUser.csv", "user_lifetimes.csv", "figures", "events.parquet", "users.parquet",
+    "page_churn_byUser.csv", "numofsongs_byUser.csv", "user_lifetimes.csv", "figures",
+    "events.parquet", "users.parquet",
     "features.parquet", "feature_dictionary.csv", "user_item.csv", "metrics.json",
     "predictions.csv", "feature_importance.csv", "at_risk_users.csv", "models",
 )
@@ -42,7 +44,7 @@ def test_failing_notebook_leaves_latest_untouched(ci_run, capsys):
     message = str(info.value)
     assert "01_eda" in message and "executed copy:" in message
     executed = message.split("executed copy: ")[1].split()[0]
-    assert json.loads(open(executed).read())["cells"], "the executed copy is a readable notebook"
+    assert json.loads(Path(executed).read_text())["cells"], "the executed copy is a readable notebook"
     assert "empty" in message.lower()
     assert config.latest_link().resolve() == before
 

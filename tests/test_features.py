@@ -1,0 +1,320 @@
+"""Per-user features: hand-checked values, leakage guards, label modes, dictionary and AUC helpers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    DateType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+)
+
+from sparkify_utils import features as fx
+from sparkify_utils.label import label_users
+
+START = dt.datetime(2018, 10, 1, tzinfo=dt.UTC)
+DAY = fx.DAY_MS
+
+EVENT_SCHEMA = StructType(
+    [
+        StructField("artist", StringType()), StructField("auth", StringType()),
+        StructField("firstName", StringType()), StructField("gender", StringType()),
+        StructField("itemInSession", IntegerType()), StructField("lastName", StringType()),
+        StructField("length", DoubleType()), StructField("level", StringType()),
+        StructField("location", StringType()), StructField("method", StringType()),
+        StructField("page", StringType()), StructField("registration", LongType()),
+        StructField("sessionId", LongType()), StructField("song", StringType()),
+        StructField("status", IntegerType()), StructField("ts", LongType()),
+        StructField("userAgent", StringType()), StructField("userId", StringType()),
+        StructField("event_date", DateType()),
+    ]
+)
+WINDOWS_UA = "Mozilla/5.0 (Windows NT 6.1; WOW64) AppleWebKit/537.36 Chrome/36.0 Safari/537.36"
+IPHONE_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 7_1_2 like Mac OS X) AppleWebKit/537.51.2 Mobile/11D257"
+MAC_UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_4) AppleWebKit/537.77.4 Safari/537.77.4"
+PROFILES = {
+    "1": ("M", "Bakersfield, CA", WINDOWS_UA),
+    "2": ("F", "New York-Newark-Jersey City, NY-NJ-PA", IPHONE_UA),
+    "3": ("F", "Chicago-Naperville-Elgin, IL-IN-WI", MAC_UA),
+    "4": ("M", "Boston-Cambridge-Newton, MA-NH", WINDOWS_UA),
+}
+REGISTRATION_MS = int(START.timestamp() * 1000) - 100 * DAY
+
+
+def ms(day: float) -> int:
+    """Epoch ms of ``day`` days after the log start (2018-10-01 UTC)."""
+    return int(START.timestamp() * 1000 + day * DAY)
+
+
+def event(user: str, session: int, day: float, page: str, level: str = "paid", song: int = 0) -> tuple:
+    """One clean event row; songs get artist/title/length from ``song``."""
+    ts = ms(day)
+    is_song = page == "NextSong"
+    if not user:
+        return (None, "Logged Out", None, None, 0, None, None, level, None, "GET", page, None, session,
+                None, 200, ts, None, "", dt.datetime.fromtimestamp(ts / 1000, dt.UTC).date())
+    gender, location, agent = PROFILES[user]
+    return (
+        f"artist{song % 3}" if is_song else None, "Cancelled" if "Cancellation" in page else "Logged In",
+        "A", gender, 0, "B", 200.0 + song if is_song else None, level, location, "PUT", page,
+        REGISTRATION_MS, session, f"song{song}" if is_song else None, 200, ts, agent, user,
+        dt.datetime.fromtimestamp(ts / 1000, dt.UTC).date(),
+    )
+
+
+def session_rows(user: str, session: int, day: float, songs: int, level: str = "paid",
+                 extra: tuple[str, ...] = ()) -> list[tuple]:
+    """A session of ``songs`` songs (4 minutes apart) followed by the ``extra`` pages."""
+    rows = [event(user, session, day + i * 240 / 86400, "NextSong", level, song=i) for i in range(songs)]
+    rows += [event(user, session, day + (songs + i) * 240 / 86400, page, level) for i, page in enumerate(extra)]
+    return rows
+
+
+def cancellation(user: str, session: int, day: float) -> list[tuple]:
+    """The two cancellation pages, one second apart."""
+    return [event(user, session, day, "Cancel"), event(user, session, day + 1 / 86400, fx.CANCEL_PAGES[1])]
+
+
+def base_rows() -> list[tuple]:
+    """Four users over 40 days: 1 and 4 stay, 2 cancels on day 30, 3 cancels on day 5."""
+    rows = []
+    for d in range(0, 40, 2):  # user 1: a session every other day
+        rows += session_rows("1", 100 + d, d + 0.5, songs=3, extra=("Thumbs Up",) if d % 4 == 0 else ())
+    for d in range(0, 30, 3):  # user 2: free, ads, upgrades on day 12
+        level = "free" if d < 12 else "paid"
+        extra = ("Roll Advert", "Thumbs Down") if d < 12 else ("Home",)
+        rows += session_rows("2", 200 + d, d + 0.25, songs=2, level=level, extra=extra)
+    rows.append(event("2", 212, 12.3, "Submit Upgrade", "free"))
+    rows += cancellation("2", 227, 29.9)
+    rows += session_rows("3", 300, 1.0, songs=4) + cancellation("3", 300, 5.0)
+    for d in (2, 20, 33, 38):  # user 4: sparse but active near the end
+        rows += session_rows("4", 400 + d, d + 0.6, songs=1, extra=("Add Friend", "Error"))
+    rows += [event("", 999, 3.0, "Home"), event("", 999, 3.1, "Login")]
+    return rows
+
+
+def frame(spark, rows):
+    """DataFrame of clean events from rows."""
+    return spark.createDataFrame(rows, EVENT_SCHEMA)
+
+
+def as_pandas(df) -> pd.DataFrame:
+    """Per-user table as pandas, sorted by user (tiny)."""
+    return df.toPandas().sort_values("userId", ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def base(spark):
+    """The base events and their users table."""
+    events = frame(spark, base_rows())
+    return events, label_users(events)
+
+
+@pytest.fixture(scope="module")
+def whole(base):
+    """Whole-period features of the base events (pandas)."""
+    return as_pandas(fx.build_features(*base, "whole_period"))
+
+
+def test_hand_computed_values_whole_period(whole):
+    out = whole.set_index("userId")
+    assert list(out.index) == ["1", "2", "3", "4"]
+    assert out["churn"].tolist() == [0, 1, 1, 0]
+    u1 = out.loc["1"]
+    assert u1["songs"] == 60 and u1["sessions"] == 20 and u1["active_days"] == 20
+    assert u1["distinct_songs"] == 3 and u1["distinct_artists"] == 3
+    assert u1["thumbs_up_per_song"] == pytest.approx(10 / 60)
+    assert u1["session_minutes"] == pytest.approx(2 * 4 + (10 / 20) * 4)  # +1 page on half of them
+    assert u1["listening_hours"] == pytest.approx(20 * (200 + 201 + 202) / 3600)
+    assert u1["tenure_days"] == pytest.approx(100 + 39)  # log ends at the midnight after day 38
+    assert (u1["os"], u1["state"], u1["region"], u1["gender"]) == ("Windows", "CA", "West", "M")
+    u2 = out.loc["2"]
+    assert (u2["upgrades"], u2["level"], u2["os"], u2["state"], u2["region"]) == (1, "paid", "iPhone", "NY",
+                                                                                 "Northeast")
+    assert u2["ads_per_song"] == pytest.approx(4 / 20)
+    assert u2["paid_event_share"] == pytest.approx(18 / 35)  # 6 paid sessions x 3 events of 35
+    assert out.loc["3", "region"] == "Midwest" and out.loc["4", "errors_per_song"] == 1.0
+    assert set(out.columns) == {"churn", *fx.feature_columns("whole_period")}
+    assert not {"recency_days", "trend_7d"} & set(out.columns)  # anchored on the last event: leaky here
+
+
+def test_whole_period_cancellation_pages_change_no_feature(spark, whole):
+    before = whole
+    # User 1 cancels right after its last session: only the label may move.
+    leaked = frame(spark, base_rows() + cancellation("1", 138, 38.9))
+    after = as_pandas(fx.build_features(leaked, label_users(leaked), "whole_period"))
+    assert after["churn"].tolist() == [1, 1, 1, 0]
+    pd.testing.assert_frame_equal(before.drop(columns="churn"), after.drop(columns="churn"))
+
+
+def test_horizon_events_at_or_after_cutoff_change_no_feature(spark, base):
+    events, users = base
+    before = as_pandas(fx.build_features(events, users, "horizon", cutoff_date="2018-10-25"))
+    late = base_rows()
+    late += session_rows("1", 900, 24.0, songs=5, extra=("Thumbs Down", "Roll Advert", "Submit Downgrade"))
+    late += session_rows("4", 901, 24.5, songs=9, level="free", extra=("Help", "Settings"))
+    late += cancellation("4", 901, 26.0)
+    late.append(event("1", 902, 24.0, "Logout"))  # exactly at the cutoff (midnight): excluded too
+    leaked = frame(spark, late)
+    after = as_pandas(fx.build_features(leaked, label_users(leaked), "horizon", cutoff_date="2018-10-25"))
+    pd.testing.assert_frame_equal(before.drop(columns="churn"), after.drop(columns="churn"))
+    assert after.set_index("userId")["churn"].to_dict() == {"1": 0, "2": 1, "4": 1}
+
+
+def test_horizon_population_label_and_time_features(base):
+    events, users = base
+    out = as_pandas(fx.build_features(events, users, "horizon", cutoff_date="2018-10-21", horizon_days=14))
+    out = out.set_index("userId")
+    # 3 cancelled before the cutoff; 4 was active in the 28-day lookback (day 2) and stays.
+    assert sorted(out.index) == ["1", "2", "4"]
+    assert out["churn"].to_dict() == {"1": 0, "2": 1, "4": 0}  # 2 cancels on day 29.9 < day 20 + 14
+    assert out.loc["1", "recency_days"] == pytest.approx(20 - (18.5 + 2 * 240 / 86400))
+    assert out.loc["1", "tenure_days"] == pytest.approx(120)
+    assert out.loc["1", "songs_last_7d"] == 9  # sessions on days 14, 16, 18
+    # 9 songs in the last 7 days vs 7 sessions x 3 songs in the 21 lookback days before them
+    assert out.loc["1", "trend_7d"] == pytest.approx((9 / 7 + 1) / (21 / 21 + 1))
+    assert set(out.columns) == {"churn", *fx.feature_columns("horizon")}
+
+
+def test_horizon_default_cutoff_ends_with_the_log(base):
+    _, users = base
+    window = fx.resolve_window(users, "horizon", horizon_days=14)
+    assert window.log_last_day == "2018-11-08" and window.cutoff_date == "2018-10-26"
+    assert window.horizon_end_ts == window.log_end_ts
+
+
+def test_scoring_tables(base):
+    events, users = base
+    horizon = as_pandas(fx.build_scoring(events, users, "horizon", lookback_days=28))
+    assert horizon["userId"].tolist() == ["1", "4"]  # active in the last 28 days, not cancelled
+    assert list(horizon.columns) == ["userId", *fx.feature_columns("horizon")]
+    assert horizon.set_index("userId").loc["1", "recency_days"] == pytest.approx(
+        39 - (38.5 + 2 * 240 / 86400), abs=1e-6)
+    scoring = as_pandas(fx.build_scoring(events, users, "whole_period"))
+    assert scoring["userId"].tolist() == ["1", "4"]
+    assert list(scoring.columns) == ["userId", *fx.feature_columns("whole_period")]
+
+
+def test_categorical_parsing(spark):
+    rows = [
+        ("Tampa-St. Petersburg-Clearwater, FL", "Mozilla/5.0 (iPad; CPU OS 7_1_2 like Mac OS X)", "FL",
+         "South", "iPad"),
+        ("Portland-Vancouver-Hillsboro, OR-WA", "Mozilla/5.0 (X11; Linux x86_64; rv:31.0)", "OR", "West",
+         "Linux"),
+        ("San Juan, PR", "Mozilla/5.0 (Linux; Android 4.4.2; Nexus 5)", "PR", "Other", "Android"),
+        (None, None, "Unknown", "Unknown", "Unknown"),
+    ]
+    df = spark.createDataFrame(rows, "location string, ua string, state string, region string, os string")
+    got = df.select(
+        fx._state(F.col("location")).alias("s"), fx._os(F.col("ua")).alias("o")
+    ).withColumn("r", fx._region(F.col("s"))).collect()
+    assert [(r.s, r.r, r.o) for r in got] == [(r[2], r[3], r[4]) for r in rows]
+
+
+def test_feature_dictionary_covers_every_column():
+    for mode in fx.LABEL_MODES:
+        table = fx.feature_dictionary(mode)
+        assert table["feature"].tolist() == fx.feature_columns(mode)
+        assert table["description"].str.len().min() > 10
+        assert set(table["kind"]) <= {"numeric", "categorical", "descriptive"}
+    assert len({f.name for f in fx.FEATURES}) == len(fx.FEATURES)
+
+
+def test_univariate_auc_matches_pairwise_definition():
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"churn": rng.integers(0, 2, 60), "x": rng.integers(0, 5, 60)})
+    pos, neg = table.loc[table.churn == 1, "x"], table.loc[table.churn == 0, "x"]
+    pairs = [(a > b) + 0.5 * (a == b) for a, b in itertools.product(pos, neg)]
+    auc = fx.univariate_auc(table, ["x"]).iloc[0]
+    assert auc["auc"] == pytest.approx(np.mean(pairs))
+    assert auc["median_churn"] == pos.median()
+    perfect = pd.DataFrame({"churn": [0, 0, 1, 1], "x": [1, 2, 3, 4]})
+    assert fx.univariate_auc(perfect, ["x"])["auc"].iloc[0] == 1.0
+    with pytest.raises(fx.FeatureError, match="both classes"):
+        fx.univariate_auc(perfect.assign(churn=0), ["x"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"label_mode": "weekly"}, "label_mode must be one of"),
+        ({"label_mode": "horizon", "cutoff_date": "25/10/2018"}, "ISO date"),
+        ({"label_mode": "horizon", "cutoff_date": "2018-11-01"}, "on or before 2018-10-26"),
+        ({"label_mode": "horizon", "lookback_days": 10}, "lookback_days must exceed"),
+    ],
+)
+def test_bad_parameters_are_explained(base, kwargs, message):
+    events, users = base
+    with pytest.raises(fx.FeatureError, match=message):
+        fx.build_features(events, users, **kwargs)
+
+
+def test_missing_columns_are_explained(base):
+    events, users = base
+    with pytest.raises(fx.FeatureError, match="lack the column.*userAgent"):
+        fx.build_features(events.drop("userAgent"), users)
+    with pytest.raises(fx.FeatureError, match="users table lack.*churn_ts"):
+        fx.build_features(events, users.drop("churn_ts"))
+
+
+def test_user_item_table_has_no_cancellation_pages(base):
+    events, users = base
+    table = as_pandas(fx.user_item_table(events, users)).set_index("userId")
+    assert not set(fx.CANCEL_PAGES) & set(table.columns)
+    assert table.loc["2", "level_max"] == "paid" and table.loc["2", "Roll Advert"] == 4
+    assert table.loc["3", "song_length_max"] == 203.0 and table["churn"].tolist() == [0, 1, 1, 0]
+
+
+def test_events_are_scanned_at_most_twice(spark, base, tmp_path):
+    events, users = base
+    path = str(tmp_path / "events.parquet")
+    events.write.partitionBy("event_date").parquet(path)
+    for mode in fx.LABEL_MODES:
+        out = fx.build_features(spark.read.parquet(path), users, mode)
+        plan = out._jdf.queryExecution().executedPlan().toString()
+        assert 1 <= plan.count("FileScan parquet") <= 2, plan  # the users table is not Parquet here
+
+
+@pytest.fixture(scope="module")
+def generated(spark, tmp_path_factory):
+    """Both modes' feature tables (pandas) of a generated 225-user log, the default size."""
+    from sparkify_utils.config import run_paths
+    from sparkify_utils.generate import generate_log
+    from sparkify_utils.load import ingest_events
+
+    root = tmp_path_factory.mktemp("generated")
+    generate_log(root / "log.json", users=225, seed=7)
+    events = ingest_events(spark, str(root / "log.json"), run_paths(str(root / "run"))).events
+    users = label_users(events)
+    return {mode: fx.build_features(events, users, mode).toPandas() for mode in fx.LABEL_MODES}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", fx.LABEL_MODES)
+def test_no_single_feature_separates_generated_churners(generated, mode):
+    table = generated[mode]
+    assert table["churn"].nunique() == 2 and table["userId"].is_unique
+    aucs = fx.univariate_auc(table, fx.feature_columns(mode, ("numeric",)))
+    assert aucs["separation"].max() < 0.99, aucs.head()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", fx.LABEL_MODES)
+def test_shuffled_label_gives_chance_auc_on_generated_data(generated, mode):
+    table, repeats = generated[mode], 20
+    shuffled = fx.shuffled_auc(table, fx.feature_columns(mode, ("numeric",)), seed=42, repeats=repeats)
+    # Standard error of the mean AUC under the null (Mann-Whitney variance, no ties); 4 of them is wide.
+    n_pos = int(table["churn"].sum())
+    n_neg = len(table) - n_pos
+    limit = 4 * np.sqrt((len(table) + 1) / (12 * n_pos * n_neg) / repeats)
+    assert (shuffled - 0.5).abs().max() < limit, shuffled.sort_values()
