@@ -38,9 +38,9 @@ def _generate(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     from sparkify_utils.calibration import calibration_report, format_report
 
-    rows = calibration_report(args.input)
+    rows = calibration_report(args.input or None, users=args.users, seed=args.seed)
     print(format_report(rows))
-    return 0 if all(row.ok for row in rows) else 1
+    return 0 if all(row.passed for row in rows) else 1
 
 
 def _dashboard(args: argparse.Namespace) -> int:
@@ -74,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=_generate)
 
     cal = sub.add_parser("calibrate", help="compare a log's statistics with the real mini dataset")
-    cal.add_argument("--input", default=str(config.default_input_path()), help="log to check")
+    cal.add_argument("--input", default="", help="log to check (default: generate one with --users/--seed)")
+    cal.add_argument("--users", type=int, default=225, help="users of the generated log")
+    cal.add_argument("--seed", type=int, default=42, help="seed of the generated log")
     cal.set_defaults(func=_calibrate)
 
     dash = sub.add_parser("dashboard", help="serve the churn dashboard with Voila on 127.0.0.1")
