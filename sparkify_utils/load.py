@@ -317,7 +317,7 @@ def ingest_events(
             f"Unknown bad_row_policy {bad_row_policy!r}. Fix: use one of {', '.join(BAD_ROW_POLICIES)}."
         )
     raw = read_events(spark, input_path, fmt)
-    files = raw.inputFiles()
+    files = sorted(raw.inputFiles())
     classified = classify_events(raw, valid_from, valid_until).persist(StorageLevel.MEMORY_AND_DISK)
     events_path, quarantine_path = paths.spark("events.parquet"), paths.spark("quarantine")
     try:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import secrets
 import subprocess
 import sys
@@ -142,6 +143,11 @@ def environment_versions() -> dict[str, Any]:
     return versions
 
 
+def redact(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters safe to record: access tokens in a Spark Connect URL are masked."""
+    return {k: re.sub(r"(token=)[^;]*", r"\1***", v) if isinstance(v, str) else v for k, v in params.items()}
+
+
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str))
@@ -168,6 +174,8 @@ def _default_execute(notebook: Path, output: Path, parameters: dict[str, Any], c
         progress_bar=False,
         log_output=False,
         cwd=str(config.PROJECT_ROOT),
+        # The kernel is local to this batch; its start-up notice about unencrypted TCP would repeat per notebook.
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )
 
 
@@ -220,7 +228,7 @@ def run(
         "status": "running",
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "params_file": str(params_file),
-        "parameters": params,
+        "parameters": redact(params),
         "notebooks": {nb: {"status": "pending"} for nb in notebooks},
         "git": _git_commit(),
         "versions": environment_versions(),
@@ -234,6 +242,9 @@ def run(
     for index, name in enumerate(notebooks, 1):
         output = run_dir / "notebooks" / f"{name}.ipynb"
         nb_params = {**per_notebook[name], "run_dir": str(run_dir)}
+        if nb_params.get("spark_dir"):
+            # A shared spark_dir (e.g. s3a://bucket/sparkify) gets one folder per run, like run_dir.
+            nb_params["spark_dir"] = f"{nb_params['spark_dir'].rstrip('/')}/{run_id}"
         echo(f"[{index}/{len(notebooks)}] {name} ...")
         t0 = time.perf_counter()
         try:

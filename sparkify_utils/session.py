@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -45,18 +46,19 @@ def get_spark(
 ) -> SparkSession:
     """Start (or reuse) the SparkSession for ``spark_master``: local, standalone, YARN or ``sc://``.
 
-    ``shuffle_partitions=0`` picks 8 on a local master (small data, few cores) and leaves Spark's
+    ``shuffle_partitions=0`` picks 32 on a local master (small data, few cores) and leaves Spark's
     default elsewhere; ``spark_conf`` adds any other setting (executor memory, S3 credentials, ...).
     """
     conf = {
         "spark.sql.session.timeZone": "UTC",
-        "spark.ui.showConsoleProgress": "false",
         "spark.sql.adaptive.enabled": "true",
         # Wide event rows otherwise trigger a "Truncated the string representation of a plan" warning.
         "spark.sql.debug.maxToStringFields": "200",
     }
     if spark_master.startswith("local"):
-        conf["spark.sql.shuffle.partitions"] = str(shuffle_partitions or 8)
+        # Enough partitions that the full 12 GB log's shuffles fit in a 4 GB driver; adaptive execution
+        # coalesces them again on small data.
+        conf["spark.sql.shuffle.partitions"] = str(shuffle_partitions or 32)
     elif shuffle_partitions:
         conf["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
     conf.update({k: str(v) for k, v in (spark_conf or {}).items()})
@@ -73,8 +75,10 @@ def get_spark(
             f"{java_major_version()}. Install OpenJDK 17 and point JAVA_HOME at it."
         )
     if spark_master.startswith(("local", "spark://127.0.0.1", "spark://localhost")):
-        # Bind to loopback so a laptop's network interfaces neither leak nor break local runs.
+        # Bind to loopback so a laptop's network interfaces neither leak nor break local runs, and let
+        # executors on this machine run this environment's Python rather than whatever is on PATH.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     log4j = f"-Dlog4j2.configurationFile=file:{_LOG4J}"
     builder = (
         SparkSession.builder.master(spark_master)
@@ -82,6 +86,7 @@ def get_spark(
         .config("spark.driver.memory", driver_memory)
         .config("spark.driver.extraJavaOptions", log4j)
         .config("spark.executor.extraJavaOptions", log4j)
+        .config("spark.ui.showConsoleProgress", "false")
     )
     for key, value in conf.items():
         builder = builder.config(key, value)

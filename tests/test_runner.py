@@ -21,7 +21,7 @@ def project(tmp_path, monkeypatch):
     nbs = tmp_path / "notebooks"
     nbs.mkdir()
     for name, source in {"01_eda": 'run_dir = ""\ninput_path = ""\nseed = 42\n',
-                         "02_features": 'run_dir = ""\nseed = 42\nhorizon_days = 14\n'}.items():
+                         "02_features": 'run_dir = ""\nspark_dir = ""\nseed = 42\nhorizon_days = 14\n'}.items():
         nb = {"cells": [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": source,
                          "outputs": [], "execution_count": None}],
               "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
@@ -135,3 +135,14 @@ def test_fingerprint_changes_with_content(tmp_path):
     info = runner.fingerprint_input(str(parts))
     assert info["files"] == 1 and info["bytes"] == 2
     assert runner.fingerprint_input("s3a://bucket/log")["fingerprint"] is None
+
+
+def test_shared_spark_dir_gets_one_folder_per_run(project):
+    fake = FakeExecute()
+    run_dir = runner.run(overrides=["spark_dir=s3a://bucket/sparkify/"], execute=fake, echo=lambda _: None)
+    assert fake.calls[1][1]["spark_dir"] == f"s3a://bucket/sparkify/{run_dir.name}"
+
+
+def test_tokens_are_not_recorded():
+    params = {"spark_master": "sc://host:443/;token=SECRET;x-cluster-id=1", "seed": 1}
+    assert runner.redact(params) == {"spark_master": "sc://host:443/;token=***;x-cluster-id=1", "seed": 1}

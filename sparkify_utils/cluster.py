@@ -1,0 +1,232 @@
+"""A throw-away Spark standalone cluster on 127.0.0.1, to try (and test) cluster mode on one machine.
+
+The master and each worker are separate JVMs started from the pyspark installation's
+``spark-class``, so executors really are other processes than the driver: a file written by an
+executor lands in the worker's directory, a Python object is pickled to the executors, and
+anything the driver assumes about its own disk or memory shows up as a failure.
+
+Try it::
+
+    python -m sparkify_utils.cluster            # prints the master URL, Ctrl-C stops the cluster
+    PYSPARK_PYTHON=.venv/bin/python sparkify run -p spark_master=spark://127.0.0.1:7077
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyspark
+
+HOST = "127.0.0.1"
+#: How long the JVMs get to start and the workers to register with the master.
+START_TIMEOUT = 120.0
+#: How long a JVM gets to exit after SIGTERM before it is killed.
+STOP_TIMEOUT = 20.0
+
+
+class ClusterError(RuntimeError):
+    """The local cluster did not start; the message carries the tail of the JVM logs."""
+
+
+def spark_class() -> Path:
+    """Path of ``bin/spark-class`` inside the installed pyspark package."""
+    path = Path(pyspark.__file__).parent / "bin" / "spark-class"
+    if not path.exists():
+        raise ClusterError(f"{path} is missing: reinstall pyspark (`pip install --force-reinstall pyspark`).")
+    return path
+
+
+def free_port(port: int = 0) -> int:
+    """``port`` if it is free on 127.0.0.1 right now (0: any free port); a taken port is an error.
+
+    Spark would silently move a taken port to the next one, and the URL printed would be wrong.
+    """
+    with socket.socket() as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            msg = f"Port {port} on {HOST} is in use: choose another one, or 0 for any free port."
+            raise ClusterError(msg) from None
+        return sock.getsockname()[1]
+
+
+def cluster_env() -> dict[str, str]:
+    """Environment of the cluster's JVMs: loopback only, and this Python for the executors' workers."""
+    return {
+        **os.environ,
+        "SPARK_HOME": str(Path(pyspark.__file__).parent),
+        "SPARK_LOCAL_IP": HOST,
+        "PYSPARK_PYTHON": sys.executable,
+    }
+
+
+@dataclass
+class LocalCluster:
+    """A running standalone master and its workers; ``stop()`` ends every process they started."""
+
+    master_url: str
+    webui_url: str
+    work_dir: Path
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    _owns_work_dir: bool = False
+
+    def state(self) -> dict[str, Any]:
+        """The master's status JSON (workers, cores, running and completed applications)."""
+        with urllib.request.urlopen(f"{self.webui_url}/json/", timeout=5) as response:
+            return json.load(response)
+
+    def alive_workers(self) -> int:
+        """Number of workers registered with the master and alive (0 while the master starts)."""
+        try:
+            state = self.state()
+        except OSError:
+            return 0
+        return sum(1 for w in state.get("workers", []) if w.get("state") == "ALIVE")
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines of every JVM's log, for error messages."""
+        parts = []
+        for name in self.processes:
+            log = self.work_dir / "logs" / f"{name}.log"
+            text = log.read_text(errors="replace").splitlines()[-lines:] if log.exists() else []
+            parts.append(f"--- {log} ---\n" + "\n".join(text))
+        return "\n".join(parts)
+
+    def executor_logs(self) -> list[Path]:
+        """The ``stderr`` files of every executor the workers have launched."""
+        return sorted(self.work_dir.glob("worker-*/app-*/*/stderr"))
+
+    def _launch(self, name: str, args: list[str]) -> None:
+        logs = self.work_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        with (logs / f"{name}.log").open("wb") as log:
+            # A new session per JVM: its executors and their Python workers share its process group,
+            # so one killpg ends them all.
+            self.processes[name] = subprocess.Popen(
+                [str(spark_class()), *args], env=cluster_env(), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+
+    def _wait_for_workers(self, workers: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.alive_workers() < workers:
+            dead = [name for name, proc in self.processes.items() if proc.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                why = f"{', '.join(dead)} exited" if dead else f"only {self.alive_workers()} after {timeout:.0f} s"
+                raise ClusterError(f"Expected {workers} workers at {self.master_url}: {why}.\n{self.log_tail()}")
+            time.sleep(0.5)
+
+    def leftover_processes(self) -> list[str]:
+        """``ps`` lines of live processes still in the cluster's process groups (empty after ``stop()``).
+
+        Zombies are skipped: they hold no resources and init reaps them once their parent is gone.
+        """
+        groups = {str(proc.pid) for proc in self.processes.values()}
+        out = subprocess.run(["ps", "-eo", "pid=,pgid=,stat=,args="], capture_output=True, text=True, check=True)
+        rows = [line.split(maxsplit=3) for line in out.stdout.splitlines()]
+        return [" ".join(row) for row in rows if row[1] in groups and not row[2].startswith("Z")]
+
+    def stop(self) -> None:
+        """Stop workers then master (SIGTERM, SIGKILL after a grace period) and remove a temp work dir."""
+        for name in reversed(list(self.processes)):
+            proc = self.processes[name]
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(STOP_TIMEOUT)
+            # The JVM may be gone while an executor or Python worker of its group is not.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if self._owns_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def __enter__(self) -> LocalCluster:
+        """``with start_local_cluster() as cluster:`` stops the cluster however the block ends."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_local_cluster(
+    workers: int = 2,
+    cores: int = 1,
+    memory: str = "2g",
+    work_dir: str | Path | None = None,
+    port: int = 0,
+    webui_port: int = 0,
+    timeout: float = START_TIMEOUT,
+) -> LocalCluster:
+    """Start a master and ``workers`` workers on 127.0.0.1 and return once all workers are registered.
+
+    ``memory`` is what each worker offers to executors (``spark.executor.memory`` must fit in it);
+    ports of 0 are picked free. Without ``work_dir`` a temporary one is used and removed on stop.
+    """
+    owns = work_dir is None
+    root = Path(work_dir or tempfile.mkdtemp(prefix="sparkify-cluster-")).resolve()
+    port, webui_port = free_port(port), free_port(webui_port)
+    cluster = LocalCluster(
+        master_url=f"spark://{HOST}:{port}", webui_url=f"http://{HOST}:{webui_port}", work_dir=root,
+        _owns_work_dir=owns,
+    )
+    try:
+        cluster._launch("master", [
+            "org.apache.spark.deploy.master.Master",
+            "--host", HOST, "--port", str(port), "--webui-port", str(webui_port),
+        ])
+        for index in range(workers):
+            worker_dir = root / f"worker-{index}"
+            worker_dir.mkdir(parents=True, exist_ok=True)
+            cluster._launch(f"worker-{index}", [
+                "org.apache.spark.deploy.worker.Worker", cluster.master_url,
+                "--cores", str(cores), "--memory", memory, "--host", HOST,
+                "--webui-port", str(free_port()), "--work-dir", str(worker_dir),
+            ])
+        cluster._wait_for_workers(workers, timeout)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a local cluster in the foreground until Ctrl-C."""
+    parser = argparse.ArgumentParser(prog="python -m sparkify_utils.cluster", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--cores", type=int, default=1, help="cores per worker")
+    parser.add_argument("--memory", default="2g", help="memory each worker offers to executors")
+    parser.add_argument("--port", type=int, default=7077, help="master port (0 = any free port)")
+    parser.add_argument("--webui-port", type=int, default=8080, help="master web UI port (0 = any free port)")
+    args = parser.parse_args(argv)
+    with start_local_cluster(workers=args.workers, cores=args.cores, memory=args.memory,
+                             port=args.port, webui_port=args.webui_port) as cluster:
+        print(f"Spark standalone cluster: {cluster.master_url}  (web UI {cluster.webui_url})")
+        print(f"  {args.workers} workers x {args.cores} core(s), {args.memory} each; logs in {cluster.work_dir}")
+        print(f"  try: PYSPARK_PYTHON={sys.executable} sparkify run -p spark_master={cluster.master_url}")
+        print("  Ctrl-C stops the cluster.")
+        with contextlib.suppress(KeyboardInterrupt):
+            while all(proc.poll() is None for proc in cluster.processes.values()):
+                time.sleep(1)
+            print("A cluster process exited:\n" + cluster.log_tail(), file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
