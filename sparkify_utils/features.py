@@ -444,11 +444,14 @@ def build_scoring(
     """Users to score now, with the training table's feature columns and no label.
 
     ``horizon``: the users active in the last ``lookback_days`` of the log and not cancelled, with
-    features at the log's end. ``whole_period``: the users who have not churned.
+    features at the log's end. ``whole_period``: the users who have not churned, plus their
+    ``recency_days`` (shown in the at-risk list, never a model input in this mode).
     """
     if label_mode == "whole_period":
         features = build_features(events, users, label_mode, lookback_days=lookback_days)
-        return features.filter(F.col("churn") == 0).drop("churn")
+        # Recency would leak the label as a model input in this mode, but the at-risk list needs it.
+        recency = users.select("userId", ((F.lit(log_end_ts(users)) - F.col("last_ts")) / DAY_MS).alias("recency_days"))
+        return features.filter(F.col("churn") == 0).drop("churn").join(recency, "userId", "left")
     _check_mode(label_mode)
     if lookback_days <= max(TREND_DAYS):
         raise FeatureError(f"lookback_days must exceed {max(TREND_DAYS)}, got {lookback_days}.")

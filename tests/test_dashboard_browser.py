@@ -150,6 +150,8 @@ def test_dashboard_renders_the_run(browser, ci_run, tmp_path):
                 raise
             seconds = time.perf_counter() - started
             print(f"\ndashboard rendered in {seconds:.1f} s (request to {charts} charts drawn)")
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            (ARTIFACTS / "dashboard_render.json").write_text(json.dumps({"seconds": seconds, "charts": charts}))
             _screenshot(page)
 
             assert page.locator(".js-plotly-plot").count() == charts

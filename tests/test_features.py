@@ -202,7 +202,10 @@ def test_scoring_tables(base):
         39 - (38.5 + 2 * 240 / 86400), abs=1e-6)
     scoring = as_pandas(fx.build_scoring(events, users, "whole_period"))
     assert scoring["userId"].tolist() == ["1", "4"]
-    assert list(scoring.columns) == ["userId", *fx.feature_columns("whole_period")]
+    assert list(scoring.columns) == ["userId", *fx.feature_columns("whole_period"), "recency_days"]
+    # Shown in the at-risk list only: days from the user's last event to the log's end.
+    assert scoring.set_index("userId").loc["1", "recency_days"] == pytest.approx(
+        39 - (38.5 + 2 * 240 / 86400), abs=1e-6)
 
 
 def test_categorical_parsing(spark):
