@@ -1,8 +1,9 @@
 """Reading and validating Sparkify event logs: every row read is either kept or accounted for.
 
 JSON parsing is the expensive part of a 12 GB log, so it happens once: each row gets a ``reason``
-(null when clean) in one projection plus one window for duplicates, the result is persisted, and the
-counts (one groupBy), the clean Parquet and the quarantine are all computed from it.
+(null when clean) in one projection, the result is persisted to disk, duplicates are found with one
+aggregation over a hash of their keys, and the counts (one groupBy), the clean Parquet and the
+quarantine are all computed from it. No step shuffles the whole log.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ DUPLICATE_KEYS = ("userId", "sessionId", "itemInSession", "ts", "page")
 DEFAULT_VALID_FROM = "2000-01-01"
 DEFAULT_VALID_UNTIL = "2100-01-01"
 CORRUPT_COLUMN = "_corrupt_record"
+_KEY_HASH, _REPEATED = "__key_hash", "__repeated"
 DAY_MS = 86_400_000
 
 #: Read schema for the JSON logs: explicit, so Spark makes no inference pass over the data.
@@ -75,7 +77,7 @@ RAW_SCHEMA = StructType(
 #: JSON read schema: the raw fields plus the column where Spark keeps the text of unparsable lines.
 READ_SCHEMA = StructType([*RAW_SCHEMA.fields, StructField(CORRUPT_COLUMN, StringType())])
 
-#: The clean-events contract (``events.parquet``), partitioned by ``event_date``.
+#: The clean-events contract (``events.parquet``); ``event_date`` is the UTC day of ``ts``.
 EVENTS_SCHEMA = StructType(
     [
         StructField(name, {
@@ -196,30 +198,56 @@ def _anonymous() -> Column:
     return F.coalesce(F.col("auth").isin(*ANONYMOUS_AUTH) | (F.col("userId") == ""), F.lit(False))
 
 
-def classify_events(
-    raw: DataFrame, valid_from: str = DEFAULT_VALID_FROM, valid_until: str = DEFAULT_VALID_UNTIL
-) -> DataFrame:
-    """Add ``reason`` to every raw row: null if the row is clean, else the first of ``REASONS`` it fails."""
-    lo, hi = _epoch_ms(valid_from, "valid_from"), _epoch_ms(valid_until, "valid_until")
-    if lo >= hi:
-        raise DataLoadError(f"valid_from {valid_from} must be before valid_until {valid_until}.")
+def _row_reason(lo: int, hi: int) -> Column:
+    """The first reason of ``REASONS`` (except ``duplicate``) a raw row fails, null if it passes them all."""
     ts = F.col("ts")
     missing = ts.isNull() | F.col("page").isNull() | (F.col("userId").isNull() & ~_anonymous())
-    reason = (
+    return (
         F.when(F.col(CORRUPT_COLUMN).isNotNull(), "malformed_json")
         .when(missing, "missing_required")
         .when(~F.col("page").isin(*PAGES), "unknown_page")
         .when(F.isnan(ts) | (ts < lo) | (ts >= hi), "ts_out_of_range")
     )
-    # Duplicates are looked for among otherwise clean rows only. The corrupt text is part of the key
-    # so malformed rows (all keys null) do not pile into one skewed window partition. Ordering by a
-    # hash of the whole row keeps the choice of copy deterministic at the cost of one long compare
-    # (ordering by all 18 fields doubled the cost of this step).
-    window = Window.partitionBy("reason", CORRUPT_COLUMN, *DUPLICATE_KEYS).orderBy(F.xxhash64(*RAW_FIELDS))
-    first_copy = F.row_number().over(window) == 1
-    return raw.withColumn("reason", reason).withColumn(
-        "reason", F.when(F.col("reason").isNull() & ~first_copy, "duplicate").otherwise(F.col("reason"))
+
+
+def classify_events(
+    raw: DataFrame, valid_from: str = DEFAULT_VALID_FROM, valid_until: str = DEFAULT_VALID_UNTIL
+) -> DataFrame:
+    """Add ``reason`` to every raw row (null if clean) and ``__key_hash``, the hash of ``DUPLICATE_KEYS``.
+
+    Duplicates are not marked here (see ``mark_duplicates``): finding them needs a second look at the rows.
+    """
+    lo, hi = _epoch_ms(valid_from, "valid_from"), _epoch_ms(valid_until, "valid_until")
+    if lo >= hi:
+        raise DataLoadError(f"valid_from {valid_from} must be before valid_until {valid_until}.")
+    return raw.withColumn("reason", _row_reason(lo, hi)).withColumn(_KEY_HASH, F.xxhash64(*DUPLICATE_KEYS))
+
+
+def mark_duplicates(classified: DataFrame, broadcast_limit: int = 2_000_000) -> DataFrame:
+    """Mark every copy but one of the clean rows that share ``DUPLICATE_KEYS`` with reason ``duplicate``.
+
+    A window over all rows would shuffle the whole log. Instead, one aggregation over a 64-bit hash of
+    the keys finds the few hashes seen more than once; only rows with those hashes go through the
+    window (on the real keys, so a hash collision cannot mark a row). The copy kept is the one with the
+    smallest hash of the whole row, so the choice does not depend on the partitioning.
+    """
+    clean = F.col("reason").isNull()
+    repeated = (classified.filter(clean).groupBy(_KEY_HASH).count()
+                .filter(F.col("count") > 1).select(_KEY_HASH, F.lit(True).alias(_REPEATED)))
+    n_repeated = repeated.count()
+    if n_repeated == 0:
+        return classified
+    # Small (the usual case): sent to every task, so the log itself is not shuffled for the join.
+    lookup = F.broadcast(repeated) if n_repeated <= broadcast_limit else repeated
+    flagged = classified.join(lookup, on=_KEY_HASH, how="left")
+    candidate = clean & F.col(_REPEATED).isNotNull()
+    window = Window.partitionBy(*DUPLICATE_KEYS).orderBy(F.xxhash64(*RAW_FIELDS))
+    copies = flagged.filter(candidate).withColumn(
+        "reason", F.when(F.row_number().over(window) > 1, F.lit("duplicate"))
     )
+    # coalesce() because a null _REPEATED would make ``~candidate`` null, which filter() drops.
+    others = flagged.filter(~F.coalesce(candidate, F.lit(False)))
+    return others.unionByName(copies).drop(_REPEATED)
 
 
 def _raw_text() -> Column:
@@ -247,7 +275,8 @@ def _summarise(classified: DataFrame) -> dict[str, Any]:
         *[F.count(c).alias(f"present_{c}") for c in REQUIRED_COLUMNS],
         F.sum(anonymous.cast("long")).alias("anonymous"),
         F.countDistinct(F.when(~anonymous, F.col("userId"))).alias("users"),
-        F.first(F.when(F.col("reason").isNotNull(), _raw_text()), ignorenulls=True).alias("example"),
+        # min, not first: the same example whatever order the partitions arrive in.
+        F.min(F.when(F.col("reason").isNotNull(), _raw_text())).alias("example"),
     ).collect()
     by_reason = {r["reason"]: r for r in rows}
     clean = by_reason.get(None)
@@ -318,9 +347,11 @@ def ingest_events(
         )
     raw = read_events(spark, input_path, fmt)
     files = sorted(raw.inputFiles())
-    classified = classify_events(raw, valid_from, valid_until).persist(StorageLevel.MEMORY_AND_DISK)
+    # Parsed once, kept on local disk (not in the driver's heap, which in local mode is the executor's).
+    parsed = classify_events(raw, valid_from, valid_until).persist(StorageLevel.DISK_ONLY)
     events_path, quarantine_path = paths.spark("events.parquet"), paths.spark("quarantine")
     try:
+        classified = mark_duplicates(parsed)
         summary = _summarise(classified)
         _check_structure(summary, input_path, files)
         if bad_row_policy == "fail" and any(summary["bad"].values()):
@@ -334,13 +365,14 @@ def ingest_events(
                 f"valid_until {valid_until}."
             )
         clean = classified.filter(F.col("reason").isNull()).select(*clean_columns())
-        # One shuffle by day: one file per day instead of one per (task, day).
-        clean.repartition("event_date").write.mode("overwrite").partitionBy("event_date").parquet(events_path)
+        # Not partitioned by day: one file per task instead of one per (task, day), thousands of small
+        # files on the full log. Filters on ts still skip row groups by their min/max statistics.
+        clean.write.mode("overwrite").parquet(events_path)
         if bad_row_policy == "quarantine":
             bad_rows = classified.filter(F.col("reason").isNotNull())
             bad_rows.select("reason", _raw_text().alias("raw")).write.mode("overwrite").json(quarantine_path)
     finally:
-        classified.unpersist()
+        parsed.unpersist()
 
     quarantined = bad_row_policy == "quarantine"
     zeros = dict.fromkeys(REASONS, 0)

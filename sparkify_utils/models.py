@@ -72,8 +72,10 @@ TOP_FEATURES = 3
 
 _NUMERIC_TYPES = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
 _LABEL, _WEIGHT, _FEATURES, _SCALED, _ROW, _ROLE = "__label", "__weight", "__features", "__scaled", "__row", "__role"
-#: Partitions of the per-user modelling table (small): fixed so results do not depend on the cluster.
-_MODEL_PARTITIONS = 4
+#: Partitions of the per-user modelling table (at most a few hundred thousand rows, so one is enough). With one
+#: partition, tree split statistics and gradient sums are added in one fixed order instead of the order in which
+#: tasks finish, so the same seed gives bit-identical models in local mode and on any cluster.
+_MODEL_PARTITIONS = 1
 _BOOL_SUFFIX, _INDEX_SUFFIX, _ONEHOT_SUFFIX, _FINAL = "__num", "__idx", "__ohe", "__final"
 
 
@@ -520,7 +522,7 @@ def compare_models(
     roles, groups = _roles(y, test_fraction, cv_folds, cv_repeats, tuning_folds, seed)
     assignment = spark.createDataFrame(pd.concat([table[[id_col]], roles], axis=1).assign(**{_ROW: table.index}))
     # Tree bootstraps and GBT subsampling draw rows by partition and position, so the rows get a fixed
-    # partitioning and order: the same seed then gives the same models in local mode and on a cluster.
+    # partitioning and order (see _MODEL_PARTITIONS).
     data = (features.join(F.broadcast(assignment), on=id_col)
             .withColumn(_LABEL, F.col(label_col).cast("double"))
             .repartition(_MODEL_PARTITIONS, _ROW).sortWithinPartitions(_ROW).cache())

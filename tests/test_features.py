@@ -208,6 +208,21 @@ def test_scoring_tables(base):
         39 - (38.5 + 2 * 240 / 86400), abs=1e-6)
 
 
+@pytest.mark.parametrize("mode", fx.LABEL_MODES)
+def test_build_tables_matches_the_separate_builders(base, mode):
+    events, users = base
+    tables = fx.build_tables(events, users, mode, cutoff_date="2018-10-20" if mode == "horizon" else "")
+    expected = {
+        "features": fx.build_features(events, users, mode, cutoff_date="2018-10-20" if mode == "horizon" else ""),
+        "scoring": fx.build_scoring(events, users, mode),
+        "user_item": fx.user_item_table(events, users),
+    }
+    for name, table in expected.items():
+        pd.testing.assert_frame_equal(as_pandas(getattr(tables, name)), as_pandas(table), obj=f"{mode} {name}")
+    assert tables.cached.is_cached
+    tables.cached.unpersist()
+
+
 def test_categorical_parsing(spark):
     rows = [
         ("Tampa-St. Petersburg-Clearwater, FL", "Mozilla/5.0 (iPad; CPU OS 7_1_2 like Mac OS X)", "FL",

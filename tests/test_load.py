@@ -15,7 +15,9 @@ from sparkify_utils.load import (
     EVENTS_SCHEMA,
     REASONS,
     DataLoadError,
+    classify_events,
     ingest_events,
+    mark_duplicates,
     quality_table,
     read_clean_events,
     read_events,
@@ -48,8 +50,8 @@ def test_basic_log_matches_the_clean_events_contract(spark, tmp_path):
     assert_balanced(q)
     on_disk = json.loads((tmp_path / "run" / "data_quality.json").read_text())
     assert on_disk == q
-    assert sorted(p.name for p in (tmp_path / "run" / "events.parquet").glob("event_date=*")) == [
-        "event_date=2018-10-01", "event_date=2018-10-02", "event_date=2018-10-03",
+    assert sorted(str(r["event_date"]) for r in events.select("event_date").distinct().collect()) == [
+        "2018-10-01", "2018-10-02", "2018-10-03",
     ]
     anon = events.filter(F.col("userId") == "")
     assert anon.count() == 4 and anon.filter(F.col("registration").isNotNull()).count() == 0
@@ -256,3 +258,24 @@ def test_every_row_is_accounted_for_under_each_policy(spark, tmp_path, injected_
     if policy == "quarantine":
         assert spark.read.json(q["quarantine_path"]).count() == sum(injected.values())
     shutil.rmtree(tmp_path / "run")
+
+
+@pytest.mark.parametrize("broadcast_limit", [2_000_000, 0])  # the lookup sent to every task, or joined
+def test_duplicates_keep_one_copy_per_key(spark, tmp_path, broadcast_limit):
+    base = {"ts": 1538352117000, "page": "NextSong", "userId": "7", "sessionId": 5, "itemInSession": 1,
+            "auth": "Logged In", "song": "A", "artist": "X", "length": 200.0}
+    rows = [
+        base, base, base,                                    # three exact copies: two are duplicates
+        base | {"itemInSession": 2}, base | {"itemInSession": 2, "song": "B"},  # same keys, other song
+        base | {"itemInSession": 3},                         # unique
+        base | {"itemInSession": 4, "page": "Karaoke"}, base | {"itemInSession": 4, "page": "Karaoke"},
+    ]
+    path = tmp_path / "log.json"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    marked = mark_duplicates(classify_events(read_events(spark, str(path))), broadcast_limit=broadcast_limit)
+    reasons = sorted((r["itemInSession"], r["reason"] or "") for r in marked.collect())
+    assert reasons == [(1, ""), (1, "duplicate"), (1, "duplicate"), (2, ""), (2, "duplicate"), (3, ""),
+                       (4, "unknown_page"), (4, "unknown_page")]  # a bad row's copy keeps its own reason
+    kept = {r["song"] for r in marked.filter("itemInSession = 2 AND reason IS NULL").collect()}
+    again = mark_duplicates(classify_events(read_events(spark, str(path)).repartition(3)), broadcast_limit)
+    assert kept == {r["song"] for r in again.filter("itemInSession = 2 AND reason IS NULL").collect()}
