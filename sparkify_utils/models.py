@@ -44,6 +44,7 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.util import inheritable_thread_target
 from scipy.stats import spearmanr
 
 from sparkify_utils.config import RunPaths
@@ -412,8 +413,10 @@ class _Runner:
         self.seed, self.parallelism = seed, max(1, parallelism)
 
     def _map(self, func: Any, items: list[Any]) -> list[Any]:
+        # Spark Connect keeps the active session per thread: without this, pool threads have none.
+        target = inheritable_thread_target(self.data.sparkSession)(func)
         with ThreadPoolExecutor(self.parallelism) as pool:
-            return list(pool.map(func, items))
+            return list(pool.map(target, items))
 
     def prepare(self, split: str) -> _Prepared:
         """Fit the preprocessing on the split's fit rows (weighted) and cache its fit/eval rows."""

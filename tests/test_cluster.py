@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from sparkify_utils import config
-from sparkify_utils.cluster import LocalCluster, cluster_env, start_local_cluster
+from sparkify_utils.cluster import LocalCluster, LocalServers, cluster_env, start_connect_server, start_local_cluster
 from sparkify_utils.params import notebook_parameters
 from sparkify_utils.runner import RunError, run
 
@@ -104,13 +104,13 @@ def _compare(local: Any, remote: Any, where: str = "metrics") -> list[str]:
         return [d for key in local if key not in VOLATILE for d in _compare(local[key], remote[key], f"{where}.{key}")]
     if isinstance(local, list) and isinstance(remote, list):
         if len(local) != len(remote):
-            return [f"{where}: {len(local)} items locally, {len(remote)} on the cluster"]
+            return [f"{where}: {len(local)} items locally, {len(remote)} remotely"]
         return [d for i, (a, b) in enumerate(zip(local, remote, strict=True)) for d in _compare(a, b, f"{where}[{i}]")]
     numbers = (int, float)
     if isinstance(local, numbers) and isinstance(remote, numbers) and not isinstance(local, bool):
         same = (math.isnan(local) and math.isnan(remote)) or math.isclose(local, remote, rel_tol=0, abs_tol=METRIC_TOL)
-        return [] if same else [f"{where}: {local} locally, {remote} on the cluster"]
-    return [] if local == remote else [f"{where}: {local!r} locally, {remote!r} on the cluster"]
+        return [] if same else [f"{where}: {local} locally, {remote} remotely"]
+    return [] if local == remote else [f"{where}: {local!r} locally, {remote!r} remotely"]
 
 
 def test_notebooks_on_cluster_match_local_mode(ci_run, cluster, monkeypatch):
@@ -133,15 +133,46 @@ def test_notebooks_on_cluster_match_local_mode(ci_run, cluster, monkeypatch):
     for worker in range(WORKERS):
         assert list((cluster.work_dir / f"worker-{worker}").glob("app-*")), f"worker {worker} ran no executor"
 
-    assert _json(run_dir, "data_quality.json") == _json(ci_run, "data_quality.json")
+    assert_same_results(ci_run, run_dir)
 
-    pd.testing.assert_frame_equal(_table(run_dir, "users.parquet"), _table(ci_run, "users.parquet"))
 
-    local_features, cluster_features = _table(ci_run, "features.parquet"), _table(run_dir, "features.parquet")
-    assert list(cluster_features.columns) == list(local_features.columns)
-    assert cluster_features["userId"].tolist() == local_features["userId"].tolist()
-    assert cluster_features["churn"].tolist() == local_features["churn"].tolist()
-    pd.testing.assert_frame_equal(cluster_features, local_features, check_exact=False, rtol=FEATURE_RTOL, atol=1e-12)
+def assert_same_results(local_run: Path, remote_run: Path) -> None:
+    """Same data quality, users and labels; features to FEATURE_RTOL; metrics to METRIC_TOL."""
+    assert _json(remote_run, "data_quality.json") == _json(local_run, "data_quality.json")
 
-    differences = _compare(_json(ci_run, "metrics.json"), _json(run_dir, "metrics.json"))
-    assert not differences, "model metrics differ between local mode and the cluster:\n" + "\n".join(differences)
+    pd.testing.assert_frame_equal(_table(remote_run, "users.parquet"), _table(local_run, "users.parquet"))
+
+    local_features, remote_features = _table(local_run, "features.parquet"), _table(remote_run, "features.parquet")
+    assert list(remote_features.columns) == list(local_features.columns)
+    assert remote_features["userId"].tolist() == local_features["userId"].tolist()
+    assert remote_features["churn"].tolist() == local_features["churn"].tolist()
+    pd.testing.assert_frame_equal(remote_features, local_features, check_exact=False, rtol=FEATURE_RTOL, atol=1e-12)
+
+    differences = _compare(_json(local_run, "metrics.json"), _json(remote_run, "metrics.json"))
+    assert not differences, "model metrics differ between the local and the remote run:\n" + "\n".join(differences)
+
+
+@pytest.fixture(scope="module")
+def connect_server(tmp_path_factory) -> LocalServers:
+    """A Spark Connect server (driver on local[2]) on 127.0.0.1, stopped however the tests end."""
+    server = start_connect_server(master="local[2]", driver_memory="2g",
+                                  work_dir=tmp_path_factory.mktemp("spark-connect"))
+    try:
+        yield server
+    finally:
+        server.stop()
+        leftovers = server.leftover_processes()
+        assert not leftovers, "processes of the Connect server survived stop():\n" + "\n".join(leftovers)
+
+
+def test_notebooks_over_spark_connect_match_local_mode(ci_run, connect_server):
+    # The kernels are gRPC clients: sparkContext, py4j and per-thread sessions all break here first.
+    try:
+        run_dir = run(config.PARAMS_DIR / "ci.yaml", overrides=[f"spark_master={connect_server.master_url}"],
+                      echo=lambda _: None)
+    except RunError as exc:
+        pytest.fail(f"{exc}\n{connect_server.log_tail()}")
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["parameters"]["spark_master"] == connect_server.master_url
+    assert all(nb["status"] == "ok" for nb in manifest["notebooks"].values())
+    assert_same_results(ci_run, run_dir)
