@@ -189,15 +189,18 @@ def retention_curves(lifetimes: pd.DataFrame) -> pd.DataFrame:
 
 def churn_by_week(lifetimes: pd.DataFrame) -> pd.DataFrame:
     """Cancellations per week (Monday start, UTC) and their share of the users active that week."""
-    first = pd.to_datetime(lifetimes["first_ts"], unit="ms")
-    last = pd.to_datetime(lifetimes["last_ts"], unit="ms")
-    churn_at = pd.to_datetime(lifetimes["churn_ts"].where(lifetimes["churn"].astype(int) == 1), unit="ms")
-    weeks = pd.date_range(first.min().to_period("W-SUN").start_time, last.max(), freq="W-MON")
+    # Compared in epoch ms: pandas < 3 can raise a spurious FloatingPointError converting a float column
+    # with NaN (non-churners' churn_ts) to datetimes (pandas-dev/pandas#58419). NaN compares false.
+    first, last = lifetimes["first_ts"], lifetimes["last_ts"]
+    churn_ts = lifetimes["churn_ts"].where(lifetimes["churn"].astype(int) == 1)
+    first_week = pd.Timestamp(int(first.min()), unit="ms").to_period("W-SUN").start_time
+    weeks = pd.date_range(first_week, pd.Timestamp(int(last.max()), unit="ms"), freq="W-MON")
     rows = []
     for start in weeks:
-        end = start + pd.Timedelta(days=7)
-        active = int(((first < end) & (last >= start)).sum())
-        cancelled = int(((churn_at >= start) & (churn_at < end)).sum())
+        lo = (start - pd.Timestamp(0)) // pd.Timedelta(milliseconds=1)
+        hi = lo + 7 * DAY_MS
+        active = int(((first < hi) & (last >= lo)).sum())
+        cancelled = int(((churn_ts >= lo) & (churn_ts < hi)).sum())
         rows.append((start, active, cancelled, cancelled / active if active else float("nan")))
     return pd.DataFrame(rows, columns=["week", "active_users", "cancellations", "churn_rate"])
 
