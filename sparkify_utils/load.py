@@ -223,17 +223,21 @@ def classify_events(
     return raw.withColumn("reason", _row_reason(lo, hi)).withColumn(_KEY_HASH, F.xxhash64(*DUPLICATE_KEYS))
 
 
-def mark_duplicates(classified: DataFrame, broadcast_limit: int = 2_000_000) -> DataFrame:
+def repeated_keys(classified: DataFrame) -> DataFrame:
+    """The hashes of ``DUPLICATE_KEYS`` that more than one clean row has (one aggregation; usually few rows)."""
+    return (classified.filter(F.col("reason").isNull()).groupBy(_KEY_HASH).count()
+            .filter(F.col("count") > 1).select(_KEY_HASH, F.lit(True).alias(_REPEATED)))
+
+
+def mark_duplicates(classified: DataFrame, repeated: DataFrame, broadcast_limit: int = 2_000_000) -> DataFrame:
     """Mark every copy but one of the clean rows that share ``DUPLICATE_KEYS`` with reason ``duplicate``.
 
-    A window over all rows would shuffle the whole log. Instead, one aggregation over a 64-bit hash of
-    the keys finds the few hashes seen more than once; only rows with those hashes go through the
-    window (on the real keys, so a hash collision cannot mark a row). The copy kept is the one with the
-    smallest hash of the whole row, so the choice does not depend on the partitioning.
+    A window over all rows would shuffle the whole log. Instead, ``repeated`` (``repeated_keys``; persist
+    it, every action on the result reads it) holds the few key hashes seen more than once; only rows with
+    those hashes go through the window (on the real keys, so a hash collision cannot mark a row). The copy
+    kept is the one with the smallest hash of the whole row, so the choice does not depend on the partitioning.
     """
     clean = F.col("reason").isNull()
-    repeated = (classified.filter(clean).groupBy(_KEY_HASH).count()
-                .filter(F.col("count") > 1).select(_KEY_HASH, F.lit(True).alias(_REPEATED)))
     n_repeated = repeated.count()
     if n_repeated == 0:
         return classified
@@ -349,9 +353,11 @@ def ingest_events(
     files = sorted(raw.inputFiles())
     # Parsed once, kept on local disk (not in the driver's heap, which in local mode is the executor's).
     parsed = classify_events(raw, valid_from, valid_until).persist(StorageLevel.DISK_ONLY)
+    # Read by the counts, the clean write and the quarantine write: aggregated once, not three times.
+    repeated = repeated_keys(parsed).persist()
     events_path, quarantine_path = paths.spark("events.parquet"), paths.spark("quarantine")
     try:
-        classified = mark_duplicates(parsed)
+        classified = mark_duplicates(parsed, repeated)
         summary = _summarise(classified)
         _check_structure(summary, input_path, files)
         if bad_row_policy == "fail" and any(summary["bad"].values()):
@@ -372,6 +378,7 @@ def ingest_events(
             bad_rows = classified.filter(F.col("reason").isNotNull())
             bad_rows.select("reason", _raw_text().alias("raw")).write.mode("overwrite").json(quarantine_path)
     finally:
+        repeated.unpersist()
         parsed.unpersist()
 
     quarantined = bad_row_policy == "quarantine"

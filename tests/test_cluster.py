@@ -11,10 +11,12 @@ that case on a real cluster.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,14 +61,32 @@ spark.stop()
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> LocalCluster:
     """A master and two 1-core, 2 GB workers on 127.0.0.1, stopped (every JVM) however the tests end."""
-    cluster = start_local_cluster(workers=WORKERS, cores=1, memory="2g",
-                                  work_dir=tmp_path_factory.mktemp("spark-cluster"))
-    try:
+    with stopped_cleanly(start_local_cluster(workers=WORKERS, cores=1, memory="2g",
+                                             work_dir=tmp_path_factory.mktemp("spark-cluster"))) as cluster:
         yield cluster
+
+
+@contextlib.contextmanager
+def stopped_cleanly(servers: LocalServers) -> Iterator[LocalServers]:
+    """Yield ``servers``, then stop them and fail if any of their processes survived."""
+    try:
+        yield servers
     finally:
-        cluster.stop()
-        leftovers = cluster.leftover_processes()
-        assert not leftovers, "processes of the cluster survived stop():\n" + "\n".join(leftovers)
+        servers.stop()
+        leftovers = servers.leftover_processes()
+        assert not leftovers, f"processes of {servers.master_url} survived stop():\n" + "\n".join(leftovers)
+
+
+def run_ci_on(master_url: str, failure_context: Callable[[], str]) -> Path:
+    """Run the params/ci.yaml sequence with ``spark_master=master_url``; fail with the servers' logs."""
+    try:
+        run_dir = run(config.PARAMS_DIR / "ci.yaml", overrides=[f"spark_master={master_url}"], echo=lambda _: None)
+    except RunError as exc:
+        pytest.fail(f"{exc}\n{failure_context()}")
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["parameters"]["spark_master"] == master_url
+    assert all(nb["status"] == "ok" for nb in manifest["notebooks"].values())
+    return run_dir
 
 
 def _failure_context(cluster: LocalCluster) -> str:
@@ -116,14 +136,7 @@ def _compare(local: Any, remote: Any, where: str = "metrics") -> list[str]:
 def test_notebooks_on_cluster_match_local_mode(ci_run, cluster, monkeypatch):
     # The kernels papermill starts inherit this; the driver tells executors which Python to run.
     monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
-    try:
-        run_dir = run(config.PARAMS_DIR / "ci.yaml", overrides=[f"spark_master={cluster.master_url}"],
-                      echo=lambda _: None)
-    except RunError as exc:
-        pytest.fail(f"{exc}\n{_failure_context(cluster)}")
-
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["parameters"]["spark_master"] == cluster.master_url
+    run_dir = run_ci_on(cluster.master_url, lambda: _failure_context(cluster))
     # Every notebook that takes a spark_master is one application on the cluster.
     spark_notebooks = [nb for nb in config.NOTEBOOK_ORDER
                        if "spark_master" in notebook_parameters(config.NOTEBOOKS_DIR / f"{nb}.ipynb")]
@@ -155,24 +168,11 @@ def assert_same_results(local_run: Path, remote_run: Path) -> None:
 @pytest.fixture(scope="module")
 def connect_server(tmp_path_factory) -> LocalServers:
     """A Spark Connect server (driver on local[2]) on 127.0.0.1, stopped however the tests end."""
-    server = start_connect_server(master="local[2]", driver_memory="2g",
-                                  work_dir=tmp_path_factory.mktemp("spark-connect"))
-    try:
+    with stopped_cleanly(start_connect_server(master="local[2]", driver_memory="2g",
+                                              work_dir=tmp_path_factory.mktemp("spark-connect"))) as server:
         yield server
-    finally:
-        server.stop()
-        leftovers = server.leftover_processes()
-        assert not leftovers, "processes of the Connect server survived stop():\n" + "\n".join(leftovers)
 
 
 def test_notebooks_over_spark_connect_match_local_mode(ci_run, connect_server):
     # The kernels are gRPC clients: sparkContext, py4j and per-thread sessions all break here first.
-    try:
-        run_dir = run(config.PARAMS_DIR / "ci.yaml", overrides=[f"spark_master={connect_server.master_url}"],
-                      echo=lambda _: None)
-    except RunError as exc:
-        pytest.fail(f"{exc}\n{connect_server.log_tail()}")
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["parameters"]["spark_master"] == connect_server.master_url
-    assert all(nb["status"] == "ok" for nb in manifest["notebooks"].values())
-    assert_same_results(ci_run, run_dir)
+    assert_same_results(ci_run, run_ci_on(connect_server.master_url, connect_server.log_tail))

@@ -21,6 +21,7 @@ from sparkify_utils.load import (
     quality_table,
     read_clean_events,
     read_events,
+    repeated_keys,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -272,10 +273,12 @@ def test_duplicates_keep_one_copy_per_key(spark, tmp_path, broadcast_limit):
     ]
     path = tmp_path / "log.json"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    marked = mark_duplicates(classify_events(read_events(spark, str(path))), broadcast_limit=broadcast_limit)
+    parsed = classify_events(read_events(spark, str(path)))
+    marked = mark_duplicates(parsed, repeated_keys(parsed), broadcast_limit=broadcast_limit)
     reasons = sorted((r["itemInSession"], r["reason"] or "") for r in marked.collect())
     assert reasons == [(1, ""), (1, "duplicate"), (1, "duplicate"), (2, ""), (2, "duplicate"), (3, ""),
                        (4, "unknown_page"), (4, "unknown_page")]  # a bad row's copy keeps its own reason
     kept = {r["song"] for r in marked.filter("itemInSession = 2 AND reason IS NULL").collect()}
-    again = mark_duplicates(classify_events(read_events(spark, str(path)).repartition(3)), broadcast_limit)
+    reparted = classify_events(read_events(spark, str(path)).repartition(3))
+    again = mark_duplicates(reparted, repeated_keys(reparted), broadcast_limit)
     assert kept == {r["song"] for r in again.filter("itemInSession = 2 AND reason IS NULL").collect()}
