@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from sparkify_utils.generate import generate_log
+from sparkify_utils.synth.generate import generate_log
 
 FULL_USERS = 22_278
 

@@ -35,16 +35,15 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from sparkify_utils.config import run_paths
-from sparkify_utils.features import (
-    DEFAULT_LABEL_MODE,
-    build_tables,
-    write_outputs,
-)
-from sparkify_utils.generate import generate_log
-from sparkify_utils.label import write_users
-from sparkify_utils.load import EVENTS_SCHEMA, ingest_events
-from sparkify_utils.session import get_spark
+from sparkify_utils.artifacts import EVENTS
+from sparkify_utils.data.ingest import ingest_events
+from sparkify_utils.data.label import write_users
+from sparkify_utils.data.read import EVENTS_SCHEMA
+from sparkify_utils.features.build import build_tables, write_outputs
+from sparkify_utils.features.catalog import DEFAULT_LABEL_MODE
+from sparkify_utils.paths import run_paths
+from sparkify_utils.runtime.session import get_spark
+from sparkify_utils.synth.generate import generate_log
 
 STEPS = ("load", "label", "features")
 REPEATS = 3
@@ -113,7 +112,7 @@ def run_steps(spark, log: Path, work: Path) -> tuple[dict[str, float], int, str]
         users = write_users(loaded.events, paths)
     with timed(seconds, "features"):
         write_outputs(paths, build_tables(loaded.events, users, DEFAULT_LABEL_MODE), DEFAULT_LABEL_MODE)
-    return seconds, loaded.quality["rows_read"], paths.spark("events.parquet")
+    return seconds, loaded.quality["rows_read"], paths.dataset(EVENTS)
 
 
 def best_of(query, repeats: int = REPEATS) -> tuple[float, pd.DataFrame]:

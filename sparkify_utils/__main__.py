@@ -1,5 +1,5 @@
 """Allow ``python -m sparkify_utils``."""
 
-from sparkify_utils.cli import main
+from sparkify_utils.runtime.cli import main
 
 raise SystemExit(main())

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from sparkify_utils import config as project
-from sparkify_utils.session import get_spark
+from sparkify_utils import paths as project
+from sparkify_utils.runtime.session import get_spark
 
 _SANDBOX = Path(tempfile.mkdtemp(prefix="sparkify-tests-"))
 
@@ -31,7 +31,7 @@ def pytest_configure() -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Give nbmake's notebooks tiny data under the default input name, before any kernel starts."""
     if any(item.nodeid.endswith(".ipynb") for item in items):
-        from sparkify_utils.generate import generate_log
+        from sparkify_utils.synth.generate import generate_log
 
         users = project.EMBEDDED_LOGS["sparkify_ci.json"]
         generate_log(project.default_input_path(), users=users, seed=project.EMBEDDED_SEED, force=True)
@@ -57,6 +57,6 @@ def spark():
 @pytest.fixture(scope="session")
 def ci_run() -> Path:
     """One real run of the whole notebook sequence on params/ci.yaml (tiny data), shared by tests."""
-    from sparkify_utils.runner import run
+    from sparkify_utils.runtime.runner import run
 
     return run(project.PARAMS_DIR / "ci.yaml", overrides=["spark_master=local[2]"])

@@ -23,10 +23,16 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from sparkify_utils import config
-from sparkify_utils.cluster import LocalCluster, LocalServers, cluster_env, start_connect_server, start_local_cluster
-from sparkify_utils.params import notebook_parameters
-from sparkify_utils.runner import RunError, run
+from sparkify_utils import artifacts, paths
+from sparkify_utils.runtime.local_servers import (
+    LocalCluster,
+    LocalServers,
+    cluster_env,
+    start_connect_server,
+    start_local_cluster,
+)
+from sparkify_utils.runtime.params import notebook_parameters
+from sparkify_utils.runtime.runner import RunError, run
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +51,7 @@ VOLATILE = ("timings", "fit_seconds")
 SMOKE_APP = "sparkify-cluster-smoke"
 SMOKE_JOB = """
 import json, sys, time
-from sparkify_utils.session import get_spark
+from sparkify_utils.runtime.session import get_spark
 spark = get_spark(sys.argv[1], driver_memory="1g", app_name=sys.argv[2])
 sc = spark.sparkContext
 deadline = time.monotonic() + 60
@@ -80,7 +86,7 @@ def stopped_cleanly(servers: LocalServers) -> Iterator[LocalServers]:
 def run_ci_on(master_url: str, failure_context: Callable[[], str]) -> Path:
     """Run the params/ci.yaml sequence with ``spark_master=master_url``; fail with the servers' logs."""
     try:
-        run_dir = run(config.PARAMS_DIR / "ci.yaml", overrides=[f"spark_master={master_url}"], echo=lambda _: None)
+        run_dir = run(paths.PARAMS_DIR / "ci.yaml", overrides=[f"spark_master={master_url}"], echo=lambda _: None)
     except RunError as exc:
         pytest.fail(f"{exc}\n{failure_context()}")
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -99,7 +105,7 @@ def _failure_context(cluster: LocalCluster) -> str:
 
 def test_cluster_runs_tasks_on_two_executors_with_this_python(cluster):
     out = subprocess.run([sys.executable, "-c", SMOKE_JOB, cluster.master_url, SMOKE_APP], env=cluster_env(),
-                         capture_output=True, text=True, timeout=300, cwd=config.PROJECT_ROOT)
+                         capture_output=True, text=True, timeout=300, cwd=paths.PROJECT_ROOT)
     assert out.returncode == 0, f"{out.stderr[-3000:]}\n{_failure_context(cluster)}"
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["executors"] == WORKERS
@@ -138,8 +144,8 @@ def test_notebooks_on_cluster_match_local_mode(ci_run, cluster, monkeypatch):
     monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
     run_dir = run_ci_on(cluster.master_url, lambda: _failure_context(cluster))
     # Every notebook that takes a spark_master is one application on the cluster.
-    spark_notebooks = [nb for nb in config.NOTEBOOK_ORDER
-                       if "spark_master" in notebook_parameters(config.NOTEBOOKS_DIR / f"{nb}.ipynb")]
+    spark_notebooks = [nb for nb in artifacts.STEPS
+                       if "spark_master" in notebook_parameters(paths.NOTEBOOKS_DIR / f"{nb}.ipynb")]
     state = cluster.state()
     apps = [app["name"] for app in state["activeapps"] + state["completedapps"] if app["name"] != SMOKE_APP]
     assert len(apps) == len(spark_notebooks), f"applications on the cluster: {apps}; Spark notebooks: {spark_notebooks}"

@@ -14,19 +14,15 @@ import plotly.graph_objects as go
 import pytest
 from IPython.display import HTML
 
-from sparkify_utils import config, dashboard
-from sparkify_utils.dashboard import (
-    ArtifactError,
-    MissingArtifact,
-    Run,
-    build_section,
-    filter_at_risk,
-    kaplan_meier,
-    open_run,
-    retention_curves,
-)
+from sparkify_utils import artifacts, paths
+from sparkify_utils.data import schema
+from sparkify_utils.report import analysis, run, server, views
+from sparkify_utils.report.analysis import filter_at_risk, kaplan_meier, retention_curves
+from sparkify_utils.report.run import ArtifactError, MissingArtifact, Run, open_run
+from sparkify_utils.report.views import build_section
+from sparkify_utils.runtime.params import notebook_parameters
 
-DAY = dashboard.DAY_MS
+DAY = schema.DAY_MS
 START = 1_538_352_000_000  # 2018-10-01 00:00 UTC
 
 
@@ -103,16 +99,16 @@ def fake_run(tmp_path) -> Run:
 
 
 def test_every_section_of_a_complete_run_builds(fake_run):
-    for key in dashboard.SECTIONS:
+    for key in views.SECTIONS:
         items = build_section(fake_run, key)
         assert items, key
         for item in items:
-            assert isinstance(item, (HTML, go.Figure, dashboard.widgets.Widget)), (key, type(item))
+            assert isinstance(item, (HTML, go.Figure, views.widgets.Widget)), (key, type(item))
 
 
 def test_headline_cards_carry_the_summary_numbers(fake_run):
     summary = json.loads((fake_run.path / "eda_summary.json").read_text())
-    cards = dashboard.headline_cards(summary)
+    cards = views.headline_cards(summary)
     assert f'data-metric="users" data-value="{summary["users"]}"' in cards
     assert f'data-metric="churners" data-value="{summary["churners"]}"' in cards
     assert f"{summary['churn_rate']:.1%}" in cards and "2018-10-01 – 2018-12-01" in cards
@@ -122,7 +118,7 @@ def test_headline_cards_carry_the_summary_numbers(fake_run):
 def shown(monkeypatch) -> list:
     """What the dashboard displays, as (object, raw) pairs."""
     items: list = []
-    monkeypatch.setattr(dashboard, "display", lambda obj, raw=False: items.append((obj, raw)))
+    monkeypatch.setattr(views, "display", lambda obj, raw=False: items.append((obj, raw)))
     return items
 
 
@@ -135,15 +131,15 @@ def test_missing_artifact_names_file_and_notebook(fake_run, shown):
     with pytest.raises(MissingArtifact, match=r"metrics\.json.*03_model_comparison"):
         build_section(fake_run, "models")
     # The page shows a notice for it instead, and the other sections still render.
-    dashboard.show_section(fake_run, "models")
-    dashboard.show_section(fake_run, "headline")
+    views.show_section(fake_run, "models")
+    views.show_section(fake_run, "headline")
     text = _html(shown)
     assert "spk-notice" in text and "metrics.json is missing" in text and "03_model_comparison" in text
     assert 'data-metric="users"' in text
 
 
 def test_figures_are_shown_as_plotly_bundles(fake_run, shown):
-    dashboard.show_section(fake_run, "retention")
+    views.show_section(fake_run, "retention")
     bundles = [obj for obj, raw in shown if raw]
     assert len(bundles) == 1
     spec = bundles[0]["application/vnd.plotly.v1+json"]
@@ -169,53 +165,69 @@ def test_strict_run_fails_when_a_successful_notebook_did_not_write_its_artifact(
     with pytest.raises(ArtifactError, match="reported success"):
         build_section(strict, "retention")
     with pytest.raises(ArtifactError, match="reported success"):
-        dashboard.show_section(strict, "retention")
+        views.show_section(strict, "retention")
 
 
 def test_malformed_artifact_is_a_clear_error(fake_run):
     pd.DataFrame({"userId": ["1"], "score": [0.3]}).to_csv(fake_run.path / "at_risk_users.csv", index=False)
-    with pytest.raises(ArtifactError, match=r"at_risk_users\.csv lacks columns \['probability', 'level'\]"):
+    with pytest.raises(ArtifactError, match=r"at_risk_users\.csv lacks columns \['probability', 'at_risk', 'level'"):
         build_section(fake_run, "at_risk")
 
 
 def test_no_run_gives_the_command_to_make_one(monkeypatch, tmp_path):
     monkeypatch.setenv("SPARKIFY_OUTPUTS_DIR", str(tmp_path / "outputs"))
-    monkeypatch.delenv(dashboard.RUN_DIR_ENV, raising=False)
+    monkeypatch.delenv(run.RUN_DIR_ENV, raising=False)
     assert open_run("") is None
-    assert "make run" in dashboard.no_run_message("")
+    assert "JupyterLab" in run.no_run_message("") and "make dashboard" in run.no_run_message("")
+    monkeypatch.setenv(run.RUN_DIR_ENV, str(paths.latest_link()))
+    assert "make run" in run.no_run_message("")
     assert open_run(str(tmp_path / "nope")) is None
-    assert "nope" in dashboard.no_run_message(str(tmp_path / "nope"))
-    dashboard.show_section(None, "headline")  # nothing to show, no error
+    assert "nope" in run.no_run_message(str(tmp_path / "nope"))
+    views.show_section(None, "headline")  # nothing to show, no error
 
 
 def test_header_without_run_shows_the_message(monkeypatch, tmp_path, shown):
     monkeypatch.setenv("SPARKIFY_OUTPUTS_DIR", str(tmp_path / "outputs"))
-    monkeypatch.delenv(dashboard.RUN_DIR_ENV, raising=False)
-    dashboard.show_header(None, "")
-    assert "spk-no-run" in _html(shown) and "make run" in _html(shown)
+    monkeypatch.delenv(run.RUN_DIR_ENV, raising=False)
+    views.show_header(None, "")
+    assert "spk-no-run" in _html(shown) and "JupyterLab" in _html(shown)
 
 
 def test_run_resolution_order(monkeypatch, tmp_path):
     monkeypatch.setenv("SPARKIFY_OUTPUTS_DIR", str(tmp_path / "outputs"))
-    monkeypatch.delenv(dashboard.RUN_DIR_ENV, raising=False)
-    assert dashboard.resolve_run_dir("") == config.latest_link()
-    monkeypatch.setenv(dashboard.RUN_DIR_ENV, str(tmp_path / "from-env"))
-    assert dashboard.resolve_run_dir("") == tmp_path / "from-env"
-    assert dashboard.resolve_run_dir(str(tmp_path / "explicit")) == tmp_path / "explicit"
-    (config.runs_dir() / "20250101-000000-abcd").mkdir(parents=True)
-    assert dashboard.resolve_run_dir("20250101-000000-abcd") == config.runs_dir() / "20250101-000000-abcd"
+    monkeypatch.delenv(run.RUN_DIR_ENV, raising=False)
+    assert run.resolve_run_dir("") == paths.interactive_run_dir()
+    monkeypatch.setenv(run.RUN_DIR_ENV, str(tmp_path / "from-env"))
+    assert run.resolve_run_dir("") == tmp_path / "from-env"
+    assert run.resolve_run_dir(str(tmp_path / "explicit")) == tmp_path / "explicit"
+    (paths.runs_dir() / "20250101-000000-abcd").mkdir(parents=True)
+    assert run.resolve_run_dir("20250101-000000-abcd") == paths.runs_dir() / "20250101-000000-abcd"
     assert not open_run(str(tmp_path / "from-env")) and open_run("20250101-000000-abcd").strict
 
 
+def test_notebook_opened_alone_shows_the_interactive_run_not_the_last_batch(monkeypatch, tmp_path):
+    """In JupyterLab, 01-03 with their stored defaults write outputs/interactive; 04 with its default must
+    show that run, not outputs/latest (someone else's batch run)."""
+    monkeypatch.setenv("SPARKIFY_OUTPUTS_DIR", str(tmp_path / "outputs"))
+    monkeypatch.delenv(run.RUN_DIR_ENV, raising=False)
+    batch = write_fake_run(paths.runs_dir() / "20250101-000000-batch", seed=1)
+    paths.latest_link().symlink_to(batch)
+    interactive = write_fake_run(paths.run_paths().run_dir, seed=2)
+    stored_default = notebook_parameters(paths.notebook_path(artifacts.DASHBOARD))["run_dir"]
+    shown_run = open_run(stored_default)
+    assert shown_run is not None and shown_run.path == interactive.resolve()
+    assert not shown_run.strict  # a viewer's page: missing pieces are notices, not failures
+
+
 def test_dashboard_env_passes_the_run_and_rejects_a_missing_one(tmp_path, monkeypatch):
-    monkeypatch.setenv(dashboard.RUN_DIR_ENV, "stale")
-    assert dashboard.RUN_DIR_ENV not in dashboard.dashboard_env("")
-    assert dashboard.dashboard_env(str(tmp_path))[dashboard.RUN_DIR_ENV] == str(tmp_path.resolve())
+    monkeypatch.setenv(run.RUN_DIR_ENV, "stale")
+    assert server.dashboard_env("")[run.RUN_DIR_ENV] == str(paths.latest_link())
+    assert server.dashboard_env(str(tmp_path))[run.RUN_DIR_ENV] == str(tmp_path.resolve())
     with pytest.raises(FileNotFoundError, match="--run-dir"):
-        dashboard.dashboard_env(str(tmp_path / "missing"))
-    command = dashboard.voila_command(8123)
+        server.dashboard_env(str(tmp_path / "missing"))
+    command = server.voila_command(8123)
     assert "--Voila.ip=127.0.0.1" in command and "--Voila.port=8123" in command
-    assert "--strip_sources=True" in command and command[-1] != "" and str(dashboard.DASHBOARD_NOTEBOOK) in command
+    assert "--strip_sources=True" in command and command[-1] != "" and str(server.DASHBOARD_NOTEBOOK) in command
 
 
 def test_kaplan_meier_matches_a_hand_computed_case():
@@ -258,7 +270,7 @@ def test_churn_by_week_counts_cancellations_against_active_users():
         "first_ts": [START, START + DAY, START + 8 * DAY],
         "last_ts": [START + 2 * DAY, START + 10 * DAY, START + 9 * DAY],
     })
-    weekly = dashboard.churn_by_week(lifetimes)
+    weekly = analysis.churn_by_week(lifetimes)
     assert weekly["week"].dt.strftime("%Y-%m-%d").tolist() == ["2018-10-01", "2018-10-08"]
     assert weekly["active_users"].tolist() == [2, 2]
     assert weekly["cancellations"].tolist() == [1, 1]
@@ -276,7 +288,7 @@ def test_filter_at_risk_by_threshold_and_level():
 
 def test_at_risk_widget_follows_slider_and_level(fake_run):
     table = pd.read_csv(fake_run.path / "at_risk_users.csv", dtype={"userId": str})
-    box = dashboard.at_risk_widget(table, threshold=0.0)
+    box = views.at_risk_widget(table, threshold=0.0)
     (slider, level), summary, body = box.children[0].children, box.children[1], box.children[2]
 
     def rows() -> int:
@@ -295,19 +307,19 @@ def test_at_risk_widget_follows_slider_and_level(fake_run):
 
 def test_at_risk_table_hides_empty_columns_and_handles_nobody_scored():
     table = pd.DataFrame({"userId": ["1"], "probability": [0.7], "level": ["paid"], "recency_days": [np.nan]})
-    assert "days since last activity" not in dashboard.at_risk_widget(table).children[2].value
-    empty = dashboard.at_risk_widget(table.iloc[:0])
+    assert "days since last activity" not in views.at_risk_widget(table).children[2].value
+    empty = views.at_risk_widget(table.iloc[:0])
     assert 'data-rows="0"' in empty.children[1].value and "<th>user</th>" in empty.children[2].value
 
 
 def test_model_scores_and_table_come_from_metrics(fake_run):
     metrics = json.loads((fake_run.path / "metrics.json").read_text())
-    scores = dashboard.model_scores(metrics)
-    assert len(scores) == len(metrics["models"]) * len(dashboard.MODEL_METRICS)
+    scores = analysis.model_scores(metrics)
+    assert len(scores) == len(metrics["models"]) * len(analysis.SHOWN_METRICS)
     gbt = scores[scores["model"] == "gradient-boosted trees"].set_index("metric")
     assert gbt.at["PR-AUC", "mean"] == metrics["models"]["gbt"]["cv"]["pr_auc"]["mean"]
     assert gbt.at["ROC-AUC", "sd"] == metrics["models"]["gbt"]["cv"]["roc_auc"]["sd"]
-    table = dashboard.model_table(metrics)
+    table = views.model_table(metrics)
     assert table.count("<tr") == len(metrics["models"]) + 1 and "vs lr: within the spread" in table
     assert f"{metrics['models']['gbt']['test']['f1']:.3f}" in table
 
@@ -315,21 +327,22 @@ def test_model_scores_and_table_come_from_metrics(fake_run):
 def test_importance_shows_the_chosen_model(fake_run):
     importance = pd.read_csv(fake_run.path / "feature_importance.csv")
     metrics = json.loads((fake_run.path / "metrics.json").read_text())
-    label, rows = dashboard.chosen_importance(importance, metrics)
+    label, rows = analysis.chosen_importance(importance, metrics)
     assert label == "gradient-boosted trees" and set(rows["model"]) == {"gbt"}
     with pytest.raises(ArtifactError, match="no rows for the chosen model 'rf'"):
-        dashboard.chosen_importance(importance, {**metrics, "chosen_model": "rf"})
+        analysis.chosen_importance(importance, {**metrics, "chosen_model": "rf"})
 
 
 def test_slider_starts_at_the_model_threshold(fake_run):
-    assert dashboard.model_threshold(fake_run) == 0.42
+    assert views.model_threshold(fake_run) == 0.42
     (fake_run.path / "metrics.json").unlink()
-    assert dashboard.model_threshold(fake_run) == dashboard.DEFAULT_THRESHOLD
+    assert views.model_threshold(fake_run) == views.DEFAULT_THRESHOLD
     # Without metrics.json the at-risk list still shows; the model sections say what is missing.
     assert build_section(fake_run, "at_risk")
 
 
 def test_dashboard_never_imports_pyspark():
-    code = "import sys, sparkify_utils.dashboard; print(sorted(m for m in sys.modules if m.startswith('pyspark')))"
+    code = ("import sys, sparkify_utils.report.views, sparkify_utils.report.server; "
+            "print(sorted(m for m in sys.modules if m.startswith('pyspark')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]", f"the dashboard must render without Spark: {result.stdout}"

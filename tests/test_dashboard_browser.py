@@ -23,12 +23,13 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from sparkify_utils import config, dashboard
+from sparkify_utils import paths
+from sparkify_utils.report import analysis, run, views
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = config.PROJECT_ROOT / "build" / "test-artifacts"
+ARTIFACTS = paths.PROJECT_ROOT / "build" / "test-artifacts"
 SERVER_START_TIMEOUT = 120
 RENDER_TIMEOUT_MS = 120_000
 #: JavaScript: how many plotly charts have drawn their SVG.
@@ -94,8 +95,8 @@ def dashboard_server(run_dir: str, log: Path, env: dict[str, str] | None = None)
                 server.wait()
 
 
-def _expected_charts(run: dashboard.Run) -> int:
-    return sum(isinstance(item, go.Figure) for key in dashboard.SECTIONS for item in dashboard.build_section(run, key))
+def _expected_charts(run: run.Run) -> int:
+    return sum(isinstance(item, go.Figure) for key in views.SECTIONS for item in views.build_section(run, key))
 
 
 def _assert_no_errors(page) -> None:
@@ -133,9 +134,9 @@ def _count_after(page, key: str, previous: int) -> int:
 
 
 def test_dashboard_renders_the_run(browser, ci_run, tmp_path):
-    run = dashboard.Run(path=ci_run)
+    shown_run = run.Run(path=ci_run)
     summary = json.loads((ci_run / "eda_summary.json").read_text())
-    charts = _expected_charts(run)
+    charts = _expected_charts(shown_run)
     scored = pd.read_csv(ci_run / "at_risk_users.csv", dtype={"userId": str})
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     try:
@@ -167,10 +168,10 @@ def test_dashboard_renders_the_run(browser, ci_run, tmp_path):
 
             # The slider starts at the model's threshold: the table lists the users the model flagged.
             before = _table_rows(page)
-            assert before == min(int(scored["at_risk"].sum()), dashboard.MAX_TABLE_ROWS)
+            assert before == min(int(scored["at_risk"].sum()), views.MAX_TABLE_ROWS)
             # Moving it to either end of its range gives the count the CSV says.
             ends = {"Home": 0.0, "End": 1.0}
-            expected = {k: min(len(dashboard.filter_at_risk(scored, t)), dashboard.MAX_TABLE_ROWS)
+            expected = {k: min(len(analysis.filter_at_risk(scored, t)), views.MAX_TABLE_ROWS)
                         for k, t in ends.items()}
             key = next((k for k, n in expected.items() if n != before), None)
             assert key, f"no threshold changes the {before} rows of {len(scored)} scored users"
@@ -182,7 +183,7 @@ def test_dashboard_renders_the_run(browser, ci_run, tmp_path):
 
 def test_dashboard_without_a_run_says_what_to_run(browser, tmp_path):
     env = {**os.environ, "SPARKIFY_OUTPUTS_DIR": str(tmp_path / "empty-outputs")}
-    env.pop(dashboard.RUN_DIR_ENV, None)
+    env.pop(run.RUN_DIR_ENV, None)
     page = browser.new_page()
     try:
         with dashboard_server("", tmp_path / "voila.log", env=env) as url:

@@ -9,10 +9,13 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from sparkify_utils import explore, plots
-from sparkify_utils.config import run_paths
-from sparkify_utils.label import label_users
-from sparkify_utils.load import ingest_events
+from sparkify_utils.artifacts import PAGE_CHURN
+from sparkify_utils.data import explore
+from sparkify_utils.data.ingest import ingest_events
+from sparkify_utils.data.label import label_users
+from sparkify_utils.paths import run_paths
+from sparkify_utils.report import plots
+from sparkify_utils.report.formatting import fmt
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DAY = 86_400_000
@@ -48,7 +51,7 @@ def test_per_user_table(eda):
         "20": {"churn": 0, "level": "paid", "songs": 3, "events": 6, "sessions": 1, "active_days": 1},
         "30": {"churn": 1, "level": "free", "songs": 1, "events": 5, "sessions": 1, "active_days": 1},
     }
-    assert table["session_minutes"].to_dict() == pytest.approx({"10": 13.0, "20": 10.0, "30": 6 + 1 / 60})
+    assert table["median_session_minutes"].to_dict() == pytest.approx({"10": 13.0, "20": 10.0, "30": 6 + 1 / 60})
 
 
 def test_churn_counts_and_level_table(eda):
@@ -75,7 +78,7 @@ def test_chi_square_without_churners_is_not_computed():
 
 def test_page_churn_rates_per_100_songs(eda):
     pages = eda["pages"]
-    assert list(pages.columns) == list(explore.PAGE_CHURN_COLUMNS)
+    assert list(pages.columns) == list(PAGE_CHURN.columns)
     assert "About" not in set(pages["page"])  # absent from the log
     thumbs = pages[pages["page"] == "Thumbs Up"].set_index("churn")
     assert thumbs["count"].tolist() == [1, 0] and thumbs["page_total"].tolist() == [1, 1]
@@ -129,7 +132,7 @@ def test_summary_and_exports(eda):
     assert lifetimes.loc["30", "churn_ts"] == 1538352000000 + DAY + 11 * 60_000 + 1000
     assert list(pd.read_csv(run / "level_churn_byUser.csv").columns) == ["churn", "userId", "level"]
     assert list(pd.read_csv(run / "numofsongs_byUser.csv").columns) == ["churn", "userId", "songs"]
-    assert list(pd.read_csv(run / "page_churn_byUser.csv").columns) == list(explore.PAGE_CHURN_COLUMNS)
+    assert list(pd.read_csv(run / "page_churn_byUser.csv").columns) == list(PAGE_CHURN.columns)
     assert json.loads((run / "eda_summary.json").read_text()) == summary
 
 
@@ -163,4 +166,4 @@ def test_page_rate_contrast_and_report_formatting(eda):
     assert not {"NextSong", "Cancel", "Cancellation Confirmation"} & set(contrast.index)
     assert contrast.loc["Thumbs Up", ["stayed", "churned", "ratio"]].tolist() == pytest.approx([100 / 6, 0.0, 0.0])
     assert pd.isna(contrast.loc["Thumbs Down", "ratio"])  # no user who stayed gave one: no ratio
-    assert explore.fmt(float("nan")) == "n/a" and explore.fmt(0.5, ".0%") == "50%" and explore.fmt(1234) == "1,234"
+    assert fmt(float("nan")) == "n/a" and fmt(0.5, ".0%") == "50%" and fmt(1234) == "1,234"

@@ -19,11 +19,12 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from sparkify_utils import features as fx
-from sparkify_utils.label import label_users
+from sparkify_utils.data import schema
+from sparkify_utils.data.label import label_users
+from sparkify_utils.features import build, catalog, univariate, window
 
 START = dt.datetime(2018, 10, 1, tzinfo=dt.UTC)
-DAY = fx.DAY_MS
+DAY = schema.DAY_MS
 
 EVENT_SCHEMA = StructType(
     [
@@ -82,7 +83,7 @@ def session_rows(user: str, session: int, day: float, songs: int, level: str = "
 
 def cancellation(user: str, session: int, day: float) -> list[tuple]:
     """The two cancellation pages, one second apart."""
-    return [event(user, session, day, "Cancel"), event(user, session, day + 1 / 86400, fx.CANCEL_PAGES[1])]
+    return [event(user, session, day, "Cancel"), event(user, session, day + 1 / 86400, schema.CANCEL_PAGES[1])]
 
 
 def base_rows() -> list[tuple]:
@@ -123,7 +124,7 @@ def base(spark):
 @pytest.fixture(scope="module")
 def whole(base):
     """Whole-period features of the base events (pandas)."""
-    return as_pandas(fx.build_features(*base, "whole_period"))
+    return as_pandas(build.build_features(*base, "whole_period"))
 
 
 def test_hand_computed_values_whole_period(whole):
@@ -144,7 +145,7 @@ def test_hand_computed_values_whole_period(whole):
     assert u2["ads_per_song"] == pytest.approx(4 / 20)
     assert u2["paid_event_share"] == pytest.approx(18 / 35)  # 6 paid sessions x 3 events of 35
     assert out.loc["3", "region"] == "Midwest" and out.loc["4", "errors_per_song"] == 1.0
-    assert set(out.columns) == {"churn", *fx.feature_columns("whole_period")}
+    assert set(out.columns) == {"churn", *catalog.feature_columns("whole_period")}
     assert not {"recency_days", "trend_7d"} & set(out.columns)  # anchored on the last event: leaky here
 
 
@@ -152,28 +153,28 @@ def test_whole_period_cancellation_pages_change_no_feature(spark, whole):
     before = whole
     # User 1 cancels right after its last session: only the label may move.
     leaked = frame(spark, base_rows() + cancellation("1", 138, 38.9))
-    after = as_pandas(fx.build_features(leaked, label_users(leaked), "whole_period"))
+    after = as_pandas(build.build_features(leaked, label_users(leaked), "whole_period"))
     assert after["churn"].tolist() == [1, 1, 1, 0]
     pd.testing.assert_frame_equal(before.drop(columns="churn"), after.drop(columns="churn"))
 
 
 def test_horizon_events_at_or_after_cutoff_change_no_feature(spark, base):
     events, users = base
-    before = as_pandas(fx.build_features(events, users, "horizon", cutoff_date="2018-10-25"))
+    before = as_pandas(build.build_features(events, users, "horizon", cutoff_date="2018-10-25"))
     late = base_rows()
     late += session_rows("1", 900, 24.0, songs=5, extra=("Thumbs Down", "Roll Advert", "Submit Downgrade"))
     late += session_rows("4", 901, 24.5, songs=9, level="free", extra=("Help", "Settings"))
     late += cancellation("4", 901, 26.0)
     late.append(event("1", 902, 24.0, "Logout"))  # exactly at the cutoff (midnight): excluded too
     leaked = frame(spark, late)
-    after = as_pandas(fx.build_features(leaked, label_users(leaked), "horizon", cutoff_date="2018-10-25"))
+    after = as_pandas(build.build_features(leaked, label_users(leaked), "horizon", cutoff_date="2018-10-25"))
     pd.testing.assert_frame_equal(before.drop(columns="churn"), after.drop(columns="churn"))
     assert after.set_index("userId")["churn"].to_dict() == {"1": 0, "2": 1, "4": 1}
 
 
 def test_horizon_population_label_and_time_features(base):
     events, users = base
-    out = as_pandas(fx.build_features(events, users, "horizon", cutoff_date="2018-10-21", horizon_days=14))
+    out = as_pandas(build.build_features(events, users, "horizon", cutoff_date="2018-10-21", horizon_days=14))
     out = out.set_index("userId")
     # 3 cancelled before the cutoff; 4 was active in the 28-day lookback (day 2) and stays.
     assert sorted(out.index) == ["1", "2", "4"]
@@ -183,39 +184,39 @@ def test_horizon_population_label_and_time_features(base):
     assert out.loc["1", "songs_last_7d"] == 9  # sessions on days 14, 16, 18
     # 9 songs in the last 7 days vs 7 sessions x 3 songs in the 21 lookback days before them
     assert out.loc["1", "trend_7d"] == pytest.approx((9 / 7 + 1) / (21 / 21 + 1))
-    assert set(out.columns) == {"churn", *fx.feature_columns("horizon")}
+    assert set(out.columns) == {"churn", *catalog.feature_columns("horizon")}
 
 
 def test_horizon_default_cutoff_ends_with_the_log(base):
     _, users = base
-    window = fx.resolve_window(users, "horizon", horizon_days=14)
-    assert window.log_last_day == "2018-11-08" and window.cutoff_date == "2018-10-26"
-    assert window.horizon_end_ts == window.log_end_ts
+    resolved = window.resolve_window(users, "horizon", horizon_days=14)
+    assert resolved.log_last_day == "2018-11-08" and resolved.cutoff_date == "2018-10-26"
+    assert resolved.horizon_end_ts == resolved.log_end_ts
 
 
 def test_scoring_tables(base):
     events, users = base
-    horizon = as_pandas(fx.build_scoring(events, users, "horizon", lookback_days=28))
+    horizon = as_pandas(build.build_scoring(events, users, "horizon", lookback_days=28))
     assert horizon["userId"].tolist() == ["1", "4"]  # active in the last 28 days, not cancelled
-    assert list(horizon.columns) == ["userId", *fx.feature_columns("horizon")]
+    assert list(horizon.columns) == ["userId", *catalog.feature_columns("horizon")]
     assert horizon.set_index("userId").loc["1", "recency_days"] == pytest.approx(
         39 - (38.5 + 2 * 240 / 86400), abs=1e-6)
-    scoring = as_pandas(fx.build_scoring(events, users, "whole_period"))
+    scoring = as_pandas(build.build_scoring(events, users, "whole_period"))
     assert scoring["userId"].tolist() == ["1", "4"]
-    assert list(scoring.columns) == ["userId", *fx.feature_columns("whole_period"), "recency_days"]
+    assert list(scoring.columns) == ["userId", *catalog.feature_columns("whole_period"), "recency_days"]
     # Shown in the at-risk list only: days from the user's last event to the log's end.
     assert scoring.set_index("userId").loc["1", "recency_days"] == pytest.approx(
         39 - (38.5 + 2 * 240 / 86400), abs=1e-6)
 
 
-@pytest.mark.parametrize("mode", fx.LABEL_MODES)
+@pytest.mark.parametrize("mode", catalog.LABEL_MODES)
 def test_build_tables_matches_the_separate_builders(base, mode):
     events, users = base
-    tables = fx.build_tables(events, users, mode, cutoff_date="2018-10-20" if mode == "horizon" else "")
+    tables = build.build_tables(events, users, mode, cutoff_date="2018-10-20" if mode == "horizon" else "")
     expected = {
-        "features": fx.build_features(events, users, mode, cutoff_date="2018-10-20" if mode == "horizon" else ""),
-        "scoring": fx.build_scoring(events, users, mode),
-        "user_item": fx.user_item_table(events, users),
+        "features": build.build_features(events, users, mode, cutoff_date="2018-10-20" if mode == "horizon" else ""),
+        "scoring": build.build_scoring(events, users, mode),
+        "user_item": build.user_item_table(events, users),
     }
     for name, table in expected.items():
         pd.testing.assert_frame_equal(as_pandas(getattr(tables, name)), as_pandas(table), obj=f"{mode} {name}")
@@ -234,18 +235,18 @@ def test_categorical_parsing(spark):
     ]
     df = spark.createDataFrame(rows, "location string, ua string, state string, region string, os string")
     got = df.select(
-        fx._state(F.col("location")).alias("s"), fx._os(F.col("ua")).alias("o")
-    ).withColumn("r", fx._region(F.col("s"))).collect()
+        build._state(F.col("location")).alias("s"), build._os(F.col("ua")).alias("o")
+    ).withColumn("r", build._region(F.col("s"))).collect()
     assert [(r.s, r.r, r.o) for r in got] == [(r[2], r[3], r[4]) for r in rows]
 
 
 def test_feature_dictionary_covers_every_column():
-    for mode in fx.LABEL_MODES:
-        table = fx.feature_dictionary(mode)
-        assert table["feature"].tolist() == fx.feature_columns(mode)
+    for mode in catalog.LABEL_MODES:
+        table = catalog.feature_dictionary(mode)
+        assert table["feature"].tolist() == catalog.feature_columns(mode)
         assert table["description"].str.len().min() > 10
         assert set(table["kind"]) <= {"numeric", "categorical", "descriptive"}
-    assert len({f.name for f in fx.FEATURES}) == len(fx.FEATURES)
+    assert len({f.name for f in catalog.FEATURES}) == len(catalog.FEATURES)
 
 
 def test_univariate_auc_matches_pairwise_definition():
@@ -253,13 +254,13 @@ def test_univariate_auc_matches_pairwise_definition():
     table = pd.DataFrame({"churn": rng.integers(0, 2, 60), "x": rng.integers(0, 5, 60)})
     pos, neg = table.loc[table.churn == 1, "x"], table.loc[table.churn == 0, "x"]
     pairs = [(a > b) + 0.5 * (a == b) for a, b in itertools.product(pos, neg)]
-    auc = fx.univariate_auc(table, ["x"]).iloc[0]
+    auc = univariate.univariate_auc(table, ["x"]).iloc[0]
     assert auc["auc"] == pytest.approx(np.mean(pairs))
     assert auc["median_churn"] == pos.median()
     perfect = pd.DataFrame({"churn": [0, 0, 1, 1], "x": [1, 2, 3, 4]})
-    assert fx.univariate_auc(perfect, ["x"])["auc"].iloc[0] == 1.0
-    with pytest.raises(fx.FeatureError, match="both classes"):
-        fx.univariate_auc(perfect.assign(churn=0), ["x"])
+    assert univariate.univariate_auc(perfect, ["x"])["auc"].iloc[0] == 1.0
+    with pytest.raises(catalog.FeatureError, match="both classes"):
+        univariate.univariate_auc(perfect.assign(churn=0), ["x"])
 
 
 @pytest.mark.parametrize(
@@ -273,22 +274,22 @@ def test_univariate_auc_matches_pairwise_definition():
 )
 def test_bad_parameters_are_explained(base, kwargs, message):
     events, users = base
-    with pytest.raises(fx.FeatureError, match=message):
-        fx.build_features(events, users, **kwargs)
+    with pytest.raises(catalog.FeatureError, match=message):
+        build.build_features(events, users, **kwargs)
 
 
 def test_missing_columns_are_explained(base):
     events, users = base
-    with pytest.raises(fx.FeatureError, match="lack the column.*userAgent"):
-        fx.build_features(events.drop("userAgent"), users)
-    with pytest.raises(fx.FeatureError, match="users table lack.*churn_ts"):
-        fx.build_features(events, users.drop("churn_ts"))
+    with pytest.raises(catalog.FeatureError, match="lack the column.*userAgent"):
+        build.build_features(events.drop("userAgent"), users)
+    with pytest.raises(catalog.FeatureError, match="users table lack.*churn_ts"):
+        build.build_features(events, users.drop("churn_ts"))
 
 
 def test_user_item_table_has_no_cancellation_pages(base):
     events, users = base
-    table = as_pandas(fx.user_item_table(events, users)).set_index("userId")
-    assert not set(fx.CANCEL_PAGES) & set(table.columns)
+    table = as_pandas(build.user_item_table(events, users)).set_index("userId")
+    assert not set(schema.CANCEL_PAGES) & set(table.columns)
     assert table.loc["2", "level_max"] == "paid" and table.loc["2", "Roll Advert"] == 4
     assert table.loc["3", "song_length_max"] == 203.0 and table["churn"].tolist() == [0, 1, 1, 0]
 
@@ -297,8 +298,8 @@ def test_events_are_scanned_at_most_twice(spark, base, tmp_path):
     events, users = base
     path = str(tmp_path / "events.parquet")
     events.write.partitionBy("event_date").parquet(path)
-    for mode in fx.LABEL_MODES:
-        out = fx.build_features(spark.read.parquet(path), users, mode)
+    for mode in catalog.LABEL_MODES:
+        out = build.build_features(spark.read.parquet(path), users, mode)
         plan = out._jdf.queryExecution().executedPlan().toString()
         assert 1 <= plan.count("FileScan parquet") <= 2, plan  # the users table is not Parquet here
 
@@ -306,31 +307,31 @@ def test_events_are_scanned_at_most_twice(spark, base, tmp_path):
 @pytest.fixture(scope="module")
 def generated(spark, tmp_path_factory):
     """Both modes' feature tables (pandas) of a generated 225-user log, the default size."""
-    from sparkify_utils.config import run_paths
-    from sparkify_utils.generate import generate_log
-    from sparkify_utils.load import ingest_events
+    from sparkify_utils.data.ingest import ingest_events
+    from sparkify_utils.paths import run_paths
+    from sparkify_utils.synth.generate import generate_log
 
     root = tmp_path_factory.mktemp("generated")
     generate_log(root / "log.json", users=225, seed=7)
     events = ingest_events(spark, str(root / "log.json"), run_paths(str(root / "run"))).events
     users = label_users(events)
-    return {mode: fx.build_features(events, users, mode).toPandas() for mode in fx.LABEL_MODES}
+    return {mode: build.build_features(events, users, mode).toPandas() for mode in catalog.LABEL_MODES}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", fx.LABEL_MODES)
+@pytest.mark.parametrize("mode", catalog.LABEL_MODES)
 def test_no_single_feature_separates_generated_churners(generated, mode):
     table = generated[mode]
     assert table["churn"].nunique() == 2 and table["userId"].is_unique
-    aucs = fx.univariate_auc(table, fx.feature_columns(mode, ("numeric",)))
+    aucs = univariate.univariate_auc(table, catalog.feature_columns(mode, ("numeric",)))
     assert aucs["separation"].max() < 0.99, aucs.head()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", fx.LABEL_MODES)
+@pytest.mark.parametrize("mode", catalog.LABEL_MODES)
 def test_shuffled_label_gives_chance_auc_on_generated_data(generated, mode):
     table, repeats = generated[mode], 20
-    shuffled = fx.shuffled_auc(table, fx.feature_columns(mode, ("numeric",)), seed=42, repeats=repeats)
+    shuffled = univariate.shuffled_auc(table, catalog.feature_columns(mode, ("numeric",)), seed=42, repeats=repeats)
     # Standard error of the mean AUC under the null (Mann-Whitney variance, no ties); 4 of them is wide.
     n_pos = int(table["churn"].sum())
     n_neg = len(table) - n_pos

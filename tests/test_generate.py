@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from sparkify_utils.calibration import calibration_report, format_report
-from sparkify_utils.generate import generate_log
-from sparkify_utils.schema import ANONYMOUS_AUTH, CHURN_PAGE, PAGE_METHOD_STATUS, PAGES, RAW_FIELDS
+from sparkify_utils.data.schema import ANONYMOUS_AUTH, CHURN_PAGE, PAGE_METHOD_STATUS, PAGES, RAW_FIELDS
+from sparkify_utils.synth.calibration import calibration_report, format_report
+from sparkify_utils.synth.generate import generate_log
 
 START_MS, END_MS = 1538352000000, 1543795200000  # 2018-10-01 and 2018-12-03, UTC
 PROFILE = ("firstName", "lastName", "gender", "location", "userAgent", "registration")

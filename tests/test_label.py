@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sparkify_utils.config import run_paths
-from sparkify_utils.label import USER_COLUMNS, LabelError, label_users, read_users, write_users
+from sparkify_utils.artifacts import USER_COLUMNS
+from sparkify_utils.data.label import LabelError, label_users, read_users, write_users
+from sparkify_utils.paths import run_paths
 
 DAY = 86_400_000
 T0 = 1538352000000

@@ -10,19 +10,16 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from sparkify_utils.config import run_paths
-from sparkify_utils.load import (
-    EVENTS_SCHEMA,
+from sparkify_utils.data.ingest import (
     REASONS,
-    DataLoadError,
     classify_events,
     ingest_events,
     mark_duplicates,
     quality_table,
-    read_clean_events,
-    read_events,
     repeated_keys,
 )
+from sparkify_utils.data.read import EVENTS_SCHEMA, DataLoadError, read_clean_events, read_events
+from sparkify_utils.paths import run_paths
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BAD = FIXTURES / "bad"
@@ -219,7 +216,7 @@ def test_read_clean_events_needs_a_previous_run(spark, tmp_path):
 @pytest.fixture(scope="module")
 def injected_log(tmp_path_factory) -> tuple[Path, dict[str, int]]:
     """A generated log split over part files, with known bad lines injected into one of them."""
-    from sparkify_utils.generate import generate_log
+    from sparkify_utils.synth.generate import generate_log
 
     base = tmp_path_factory.mktemp("injected")
     generate_log(base / "log", users=12, start="2018-10-01", end="2018-10-15", seed=3, workers=1)

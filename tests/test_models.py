@@ -13,13 +13,16 @@ from pyspark.ml import PipelineModel
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import functions as F
 
-from sparkify_utils import evaluate as ev
-from sparkify_utils import models as md
-from sparkify_utils.config import run_paths
+from sparkify_utils.artifacts import FEATURE_IMPORTANCE, MODEL_METRICS, PREDICTIONS
+from sparkify_utils.modeling import baselines, compare, explain, outputs, spark_backend, splits
+from sparkify_utils.modeling import metrics as ev
+from sparkify_utils.modeling import table as mtable
+from sparkify_utils.paths import run_paths
 
 #: Cheap settings: one grid point per model, 3 folds, one repeat (the protocol is the same).
 FAST = {"cv_folds": 3, "cv_repeats": 1, "tuning_folds": 2, "parallelism": 2}
-ONE_POINT_GRIDS = {name: {key: values[:1] for key, values in grid.items()} for name, grid in md.PARAM_GRIDS.items()}
+ONE_POINT_GRIDS = {name: {key: values[:1] for key, values in grid.items()}
+                   for name, grid in spark_backend.PARAM_GRIDS.items()}
 
 
 def synthetic_users(n: int = 225, seed: int = 0, churn_rate: float = 0.23) -> pd.DataFrame:
@@ -41,7 +44,7 @@ def synthetic_users(n: int = 225, seed: int = 0, churn_rate: float = 0.23) -> pd
 def fast_grids():
     """Single-point grids for the whole module (tuning still runs, on one candidate per model)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(md, "PARAM_GRIDS", ONE_POINT_GRIDS)
+        patch.setattr(spark_backend, "PARAM_GRIDS", ONE_POINT_GRIDS)
         yield
 
 
@@ -52,7 +55,7 @@ def users(spark):
 
 @pytest.fixture(scope="module")
 def result(spark, users, fast_grids):
-    return md.compare_models(spark, users, models=["lr", "dt"], seed=3, **FAST)
+    return compare.compare_models(users, models=["lr", "dt"], seed=3, **FAST)
 
 
 # --- metrics vs hand-computed values ------------------------------------------------------------------
@@ -105,18 +108,18 @@ def test_best_f1_threshold_is_the_midpoint_below_the_best_cut():
 
 def test_stratified_folds_and_split_keep_the_class_balance():
     y = np.array([1] * 50 + [0] * 175)
-    folds = md.stratified_folds(y, 5, seed=0)
+    folds = splits.stratified_folds(y, 5, seed=0)
     assert all(np.sum((folds == f) & (y == 1)) == 10 for f in range(5))
     assert np.bincount(folds).tolist() == [45] * 5
-    test = md.split_users(y, 0.2, seed=0)
+    test = splits.split_users(y, 0.2, seed=0)
     assert (test & (y == 1)).sum() == 10 and (test & (y == 0)).sum() == 35
-    assert np.array_equal(test, md.split_users(y, 0.2, seed=0))
-    assert not np.array_equal(test, md.split_users(y, 0.2, seed=1))
+    assert np.array_equal(test, splits.split_users(y, 0.2, seed=0))
+    assert not np.array_equal(test, splits.split_users(y, 0.2, seed=1))
 
 
 def test_held_out_users_never_enter_tuning_or_cv():
     y = np.array([1] * 30 + [0] * 90)
-    roles, groups = md._roles(y, 0.2, cv_folds=4, cv_repeats=2, tuning_folds=3, seed=5)
+    roles, groups = splits.user_roles(y, 0.2, cv_folds=4, cv_repeats=2, tuning_folds=3, seed=5)
     held_out = (roles["__final"] == "test").to_numpy()
     for split in groups["tuning"] + groups["cv"]:
         assert (roles.loc[held_out, split] == "").all()
@@ -130,7 +133,7 @@ def test_held_out_users_never_enter_tuning_or_cv():
 
 
 def test_tables_include_baselines_and_every_model(result):
-    summary = md.cv_summary(result.folds)
+    summary = compare.cv_summary(result.folds)
     assert list(summary.index) == ["lr", "dt", "majority", "rule"]
     assert set(result.test["model"]) == {"lr", "dt", "majority", "rule"}
     assert len(result.folds) == 4 * FAST["cv_folds"] * FAST["cv_repeats"]
@@ -140,14 +143,14 @@ def test_tables_include_baselines_and_every_model(result):
     # The synthetic table carries real signal: the models beat the always-majority baseline on PR-AUC.
     assert summary.loc["lr", "pr_auc_mean"] > summary.loc["majority", "pr_auc_mean"]
     assert result.chosen in ("lr", "dt")
-    assert "Chosen model" in md.verdict(result) and "one-feature rule" in md.verdict(result)
+    assert "Chosen model" in compare.verdict(result) and "one-feature rule" in compare.verdict(result)
 
 
 def test_test_metrics_come_from_held_out_users_only(result):
     predictions = result.predictions
     held_out = set(predictions["userId"])
     assert len(held_out) == result.split["test_users"] == 45
-    train_ids = {r[0] for r in result.train.select("userId").collect()}
+    train_ids = {r[0] for r in result.backend.training_users().select("userId").collect()}
     assert not held_out & train_ids and len(train_ids) == result.split["train_users"]
     for name, group in predictions.groupby("model"):
         row = result.test.set_index("model").loc[name]
@@ -160,7 +163,7 @@ def test_test_metrics_come_from_held_out_users_only(result):
 
 def test_saved_models_reload_and_reproduce_predictions(result, users, tmp_path):
     paths = run_paths(str(tmp_path / "run"))
-    written = md.save_artifacts(result, paths)
+    written = outputs.save_artifacts(result, paths)
     scoring = users.drop("churn")  # no label, no weight column: as the scoring table
     for name, pipeline in result.models.items():
         loaded = PipelineModel.load(written[f"model_{name}"])
@@ -169,27 +172,27 @@ def test_saved_models_reload_and_reproduce_predictions(result, users, tmp_path):
         pd.testing.assert_frame_equal(before, after)
         # The saved model's prediction column is the at-risk flag at the tuned threshold.
         assert ((after["p"] > result.thresholds[name]).astype(float) == after["prediction"]).all()
-    metrics = json.loads(paths.local("metrics.json").read_text())
+    metrics = json.loads(paths.file(MODEL_METRICS).read_text())
     assert metrics["chosen_model"] == result.chosen
     assert set(metrics["models"]) == {"lr", "dt", "majority", "rule"}
     assert set(metrics["models"]["lr"]["cv"]["f1"]) == {"mean", "sd"}
     assert len(metrics["folds"]["lr"]["f1"]) == FAST["cv_folds"] * FAST["cv_repeats"]
     assert {"tuning_s", "repeated_cv_s", "final_fit_s"} <= set(metrics["timings"])
-    importance = pd.read_csv(paths.local("feature_importance.csv"))
+    importance = pd.read_csv(paths.file(FEATURE_IMPORTANCE))
     assert set(importance["model"]) == {"lr", "dt"} and {"level=free", "level=paid"} <= set(importance["feature"])
-    assert list(pd.read_csv(paths.local("predictions.csv")).columns) == [
+    assert list(pd.read_csv(paths.file(PREDICTIONS)).columns) == [
         "userId", "label", "probability", "prediction", "model"]
 
 
 def test_scoring_ranks_flags_and_explains(result, spark):
     active = synthetic_users(40, seed=9).drop(columns="churn").assign(userId=lambda d: "new" + d["userId"])
-    scoring = md.score_users(result, spark.createDataFrame(active), "memory")
+    scoring = explain.rank_at_risk(result, spark.createDataFrame(active), "memory")
     table = scoring.table
     assert len(table) == 40 and table["probability"].is_monotonic_decreasing
     assert (table["at_risk"] == (table["probability"] >= result.thresholds[result.chosen])).all()
     assert scoring.level_column == "level" and scoring.recency_column == "recency_days"
     assert table.loc[table["at_risk"] == 1, "top_features"].str.len().gt(0).all()
-    assert md.score_users(result, None, "nowhere").table.empty
+    assert explain.rank_at_risk(result, None, "nowhere").table.empty
 
 
 @pytest.mark.parametrize("leak_on", ["train_only", "everywhere"])
@@ -197,22 +200,22 @@ def test_leaky_feature_is_caught_by_the_held_out_users(spark, fast_grids, leak_o
     table = synthetic_users(seed=4).assign(songs=1.0, ads_per_song=0.0, recency_days=0.0)  # no real signal
     rng = np.random.default_rng(0)
     y = table["churn"].to_numpy()
-    held_out = md.split_users(y, 0.2, seed=11)  # ids are sorted, so this is the comparison's split
+    held_out = splits.split_users(y, 0.2, seed=11)  # ids are sorted, so this is the comparison's split
     leak = y.astype(float) if leak_on == "everywhere" else np.where(held_out, rng.integers(0, 2, len(y)), y)
-    result = md.compare_models(spark, spark.createDataFrame(table.assign(leak=leak)), models=["dt"], seed=11,
+    result = compare.compare_models(spark.createDataFrame(table.assign(leak=leak)), models=["dt"], seed=11,
                                **FAST)
     test_auc = result.test.set_index("model").at["dt", "roc_auc"]
     if leak_on == "everywhere":
         assert test_auc > 0.95  # the pipeline does pick up a feature that carries the label
     else:
-        assert md.cv_summary(result.folds).at["dt", "roc_auc_mean"] > 0.95  # leak inside training...
+        assert compare.cv_summary(result.folds).at["dt", "roc_auc_mean"] > 0.95  # leak inside training...
         assert test_auc < 0.8  # ...but the held-out users expose it
 
 
 def test_rule_falls_back_to_the_best_univariate_feature():
     table = synthetic_users(seed=2).drop(columns="songs")
-    spec = md.FeatureSpec("userId", "churn", ("ads_per_song", "recency_days", "noise"), (), ("level",))
-    rule = md.fit_rule(table, spec, "songs")
+    spec = mtable.FeatureSpec("userId", "churn", ("ads_per_song", "recency_days", "noise"), (), ("level",))
+    rule = baselines.fit_rule(table, spec, "songs")
     assert rule.feature in ("ads_per_song", "recency_days") and rule.direction == 1
     assert "best univariate ROC-AUC" in rule.note
 
@@ -237,28 +240,29 @@ def test_rule_falls_back_to_the_best_univariate_feature():
 )
 def test_bad_input_gets_a_clear_error(spark, change, kwargs, message):
     frame = change(synthetic_users(60, seed=1, churn_rate=0.4))
-    with pytest.raises(md.ModelInputError, match=message):
-        md.compare_models(spark, spark.createDataFrame(frame), **kwargs)
+    with pytest.raises(mtable.ModelInputError, match=message):
+        compare.compare_models(spark.createDataFrame(frame), **kwargs)
 
 
 def test_csv_and_parquet_tables_load_alike(spark, tmp_path):
     frame = synthetic_users(30)
     frame.to_csv(tmp_path / "users.csv", index=False)
     spark.createDataFrame(frame).write.parquet(str(tmp_path / "users.parquet"))
-    specs = [md.feature_spec(md.load_table(spark, str(tmp_path / name))) for name in ("users.csv", "users.parquet")]
+    specs = [mtable.feature_spec(mtable.load_table(spark, str(tmp_path / name)))
+             for name in ("users.csv", "users.parquet")]
     assert specs[0].columns == specs[1].columns == ["songs", "ads_per_song", "recency_days", "noise", "level"]
-    with pytest.raises(md.ModelInputError, match="Run notebook 02 first"):
-        md.load_table(spark, str(tmp_path / "missing.parquet"))
-    assert md.try_load_table(spark, str(tmp_path / "missing.parquet")) is None
+    with pytest.raises(mtable.ModelInputError, match="Run notebook 02_features first"):
+        mtable.load_table(spark, str(tmp_path / "missing.parquet"))
+    assert mtable.try_load_table(spark, str(tmp_path / "missing.parquet")) is None
 
 
 def test_unencodable_column_is_named(spark):
     frame = spark.createDataFrame(synthetic_users(30)).withColumn("pages", F.array(F.lit("Home")))
-    with pytest.raises(md.ModelInputError, match=r"pages \(array<string>\)"):
-        md.feature_spec(frame)
+    with pytest.raises(mtable.ModelInputError, match=r"pages \(array<string>\)"):
+        mtable.feature_spec(frame)
 
 
 def test_high_cardinality_strings_are_reported_not_encoded(spark):
     frame = synthetic_users(60).assign(city=lambda d: d["userId"] + "ville")
-    spec = md.feature_spec(spark.createDataFrame(frame))
+    spec = mtable.feature_spec(spark.createDataFrame(frame))
     assert "city" in spec.ignored and "city" not in spec.columns and "level" in spec.categorical

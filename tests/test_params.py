@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sparkify_utils.params import (
+from sparkify_utils.runtime.params import (
     ParamError,
     load_params_file,
     notebook_parameters,

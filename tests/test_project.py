@@ -12,10 +12,10 @@ import tomllib
 import pytest
 import yaml
 
-from sparkify_utils import config
-from sparkify_utils.params import load_params_file, notebook_parameters, split_by_notebook
+from sparkify_utils import artifacts, paths
+from sparkify_utils.runtime.params import load_params_file, notebook_parameters, split_by_notebook
 
-NOTEBOOKS = [config.NOTEBOOKS_DIR / f"{name}.ipynb" for name in config.NOTEBOOK_ORDER]
+NOTEBOOKS = [paths.NOTEBOOKS_DIR / f"{name}.ipynb" for name in artifacts.STEPS]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -24,7 +24,7 @@ def test_notebook_is_stored_without_outputs(path):
     dirty = [i for i, c in enumerate(nb["cells"])
              if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
     assert not dirty, f"{path.name}: cells {dirty} carry outputs; strip them (executed copies live in outputs/)"
-    assert nb["metadata"]["kernelspec"]["name"] == config.KERNEL_NAME
+    assert nb["metadata"]["kernelspec"]["name"] == paths.KERNEL_NAME
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -35,23 +35,23 @@ def test_notebook_declares_common_parameters(path):
 
 def test_every_params_file_is_valid_for_the_notebooks():
     declared = {p.stem: notebook_parameters(p) for p in NOTEBOOKS}
-    files = sorted(config.PARAMS_DIR.glob("*.yaml"))
+    files = sorted(paths.PARAMS_DIR.glob("*.yaml"))
     assert {"default.yaml", "ci.yaml"} <= {f.name for f in files}
     for path in files:
         split_by_notebook(load_params_file(path), declared)
 
 
 def test_ruff_is_clean():
-    ruff = shutil.which("ruff", path=str(config.PROJECT_ROOT / ".venv/bin")) or shutil.which("ruff")
+    ruff = shutil.which("ruff", path=str(paths.PROJECT_ROOT / ".venv/bin")) or shutil.which("ruff")
     if ruff is None:
         pytest.fail("ruff is not installed: pip install -e .[dev]")
-    result = subprocess.run([ruff, "check", "."], cwd=config.PROJECT_ROOT, capture_output=True, text=True)
+    result = subprocess.run([ruff, "check", "."], cwd=paths.PROJECT_ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_environment_yml_follows_pyproject():
-    env = yaml.safe_load((config.PROJECT_ROOT / "environment.yml").read_text())
-    project = tomllib.loads((config.PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    env = yaml.safe_load((paths.PROJECT_ROOT / "environment.yml").read_text())
+    project = tomllib.loads((paths.PROJECT_ROOT / "pyproject.toml").read_text())["project"]
     conda = [d for d in env["dependencies"] if isinstance(d, str)]
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     python = next(d for d in conda if d.startswith("python="))
@@ -65,15 +65,15 @@ def test_environment_yml_follows_pyproject():
 
 
 def test_ci_runs_the_readme_test_command():
-    readme = (config.PROJECT_ROOT / "README.md").read_text()
-    ci = (config.PROJECT_ROOT / ".ci" / "run").read_text()
+    readme = (paths.PROJECT_ROOT / "README.md").read_text()
+    ci = (paths.PROJECT_ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and re.search(r"^make test$", ci, re.M)
 
 
 def test_pyspark_with_this_pandas_raises_no_warnings():
     code = (
         "import warnings; warnings.simplefilter('always')\n"
-        "from sparkify_utils.session import get_spark\n"
+        "from sparkify_utils.runtime.session import get_spark\n"
         "spark = get_spark('local[1]', spark_conf={'spark.ui.enabled': 'false'})\n"
         "print(spark.range(3).toPandas().shape)\n"
     )

@@ -11,8 +11,9 @@ import os
 
 import pytest
 
-from sparkify_utils import config, runner
-from sparkify_utils.params import ParamError
+from sparkify_utils import artifacts, paths
+from sparkify_utils.runtime import runner
+from sparkify_utils.runtime.params import ParamError
 
 
 @pytest.fixture
@@ -29,9 +30,9 @@ def project(tmp_path, monkeypatch):
     params = tmp_path / "params"
     params.mkdir()
     (params / "default.yaml").write_text("seed: 42\ninput_path: log.json\n")
-    monkeypatch.setattr(config, "NOTEBOOKS_DIR", nbs)
-    monkeypatch.setattr(config, "PARAMS_DIR", params)
-    monkeypatch.setattr(config, "NOTEBOOK_ORDER", ("01_eda", "02_features"))
+    monkeypatch.setattr(paths, "NOTEBOOKS_DIR", nbs)
+    monkeypatch.setattr(paths, "PARAMS_DIR", params)
+    monkeypatch.setattr(artifacts, "STEPS", ("01_eda", "02_features"))
     monkeypatch.setenv("SPARKIFY_OUTPUTS_DIR", str(tmp_path / "outputs"))
     monkeypatch.setenv("SPARKIFY_DATA_DIR", str(tmp_path / "data"))
     (tmp_path / "data").mkdir()
@@ -58,7 +59,7 @@ class FakeExecute:
 def test_run_layout_manifest_and_latest(project):
     fake = FakeExecute()
     run_dir = runner.run(overrides=["horizon_days=7"], execute=fake, echo=lambda _: None)
-    assert run_dir.parent == config.runs_dir()
+    assert run_dir.parent == paths.runs_dir()
     assert [c[0] for c in fake.calls] == ["01_eda", "02_features"]
     # Each notebook receives only its declared keys, plus the run directory.
     assert fake.calls[0][1] == {"seed": 42, "input_path": "log.json", "run_dir": str(run_dir)}
@@ -71,7 +72,7 @@ def test_run_layout_manifest_and_latest(project):
     assert manifest["input"]["bytes"] == 10 and len(manifest["input"]["fingerprint"]) == 64
     assert manifest["versions"]["pyspark"] and manifest["versions"]["python"]
     assert "commit" in manifest["git"]
-    assert config.latest_link().resolve() == run_dir.resolve()
+    assert paths.latest_link().resolve() == run_dir.resolve()
 
 
 def test_unknown_parameter_fails_before_anything_runs(project):
@@ -79,7 +80,7 @@ def test_unknown_parameter_fails_before_anything_runs(project):
     with pytest.raises(ParamError, match="no_such_key"):
         runner.run(overrides=["no_such_key=1"], execute=fake, echo=lambda _: None)
     assert fake.calls == []
-    assert not config.runs_dir().exists()
+    assert not paths.runs_dir().exists()
 
 
 def test_failure_names_notebook_and_cell_and_keeps_latest(project):
@@ -88,12 +89,12 @@ def test_failure_names_notebook_and_cell_and_keeps_latest(project):
         runner.run(execute=FakeExecute(fail_on="02_features"), echo=lambda _: None)
     message = str(info.value)
     assert "02_features" in message and "cell [3]" in message and "ValueError: bad things" in message
-    (failed,) = [p for p in config.runs_dir().iterdir() if p != good]
+    (failed,) = [p for p in paths.runs_dir().iterdir() if p != good]
     assert str(failed / "notebooks" / "02_features.ipynb") in message
     manifest = json.loads((failed / "manifest.json").read_text())
     assert manifest["status"] == "failed" and manifest["notebooks"]["02_features"]["status"] == "failed"
     assert manifest["notebooks"]["01_eda"]["status"] == "ok"
-    assert config.latest_link().resolve() == good.resolve()
+    assert paths.latest_link().resolve() == good.resolve()
 
 
 def test_only_selects_notebooks_by_prefix(project):
@@ -115,7 +116,7 @@ def test_latest_switch_is_atomic_replace(project, tmp_path):
     second.mkdir()
     runner.point_latest(first)
     runner.point_latest(second)
-    link = config.latest_link()
+    link = paths.latest_link()
     assert link.is_symlink() and link.resolve() == second.resolve()
     # Relative target, so the outputs folder can be moved or mounted elsewhere.
     assert not os.path.isabs(os.readlink(link))

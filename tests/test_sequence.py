@@ -7,48 +7,39 @@ from pathlib import Path
 
 import pytest
 
-from sparkify_utils import config
-from sparkify_utils.cli import main
-from sparkify_utils.runner import RunError, run
+from sparkify_utils import artifacts, paths
+from sparkify_utils.runtime.cli import main
+from sparkify_utils.runtime.runner import RunError, run
 
 pytestmark = pytest.mark.slow
 
-ARTIFACTS = (
-    "manifest.json", "data_quality.json", "eda_summary.json", "level_churn_byUser.csv",
-    "page_churn_byUser.csv", "numofsongs_byUser.csv", "user_lifetimes.csv", "figures",
-    "events.parquet", "users.parquet",
-    "features.parquet", "feature_dictionary.csv", "user_item.csv", "metrics.json",
-    "predictions.csv", "feature_importance.csv", "at_risk_users.csv", "models",
-)
-
-
 def test_ci_run_produces_every_artifact(ci_run):
-    missing = [name for name in ARTIFACTS if not (ci_run / name).exists()]
+    missing = [a.name for a in artifacts.expected() if not (ci_run / a.name).exists()]
     assert not missing, f"missing artifacts in {ci_run}: {missing}"
     manifest = json.loads((ci_run / "manifest.json").read_text())
     assert manifest["status"] == "ok"
-    assert list(manifest["notebooks"]) == list(config.NOTEBOOK_ORDER)
-    for name in config.NOTEBOOK_ORDER:
+    assert list(manifest["notebooks"]) == list(artifacts.STEPS)
+    for name in artifacts.STEPS:
         assert (ci_run / "notebooks" / f"{name}.ipynb").is_file()
         assert manifest["notebooks"][name]["status"] == "ok"
     assert manifest["input"]["fingerprint"] and manifest["input"]["bytes"] > 0
     # Other tests may have completed runs since; latest always points at a successful one.
-    latest = json.loads((config.latest_link() / "manifest.json").read_text())
+    latest = json.loads((paths.latest_link() / "manifest.json").read_text())
     assert latest["status"] == "ok"
 
 
 def test_failing_notebook_leaves_latest_untouched(ci_run, capsys):
-    empty = config.data_dir() / "empty.json"
+    empty = paths.data_dir() / "empty.json"
     empty.write_text("")
-    before = config.latest_link().resolve()
+    before = paths.latest_link().resolve()
     with pytest.raises(RunError) as info:
-        run(config.PARAMS_DIR / "ci.yaml", overrides=["input_path=empty.json"], echo=lambda _: None)
+        run(paths.PARAMS_DIR / "ci.yaml", overrides=["input_path=empty.json"], echo=lambda _: None)
     message = str(info.value)
     assert "01_eda" in message and "executed copy:" in message
     executed = message.split("executed copy: ")[1].split()[0]
     assert json.loads(Path(executed).read_text())["cells"], "the executed copy is a readable notebook"
     assert "empty" in message.lower()
-    assert config.latest_link().resolve() == before
+    assert paths.latest_link().resolve() == before
 
 
 def test_cli_rejects_unknown_parameter(capsys):

@@ -1,4 +1,4 @@
-"""Reading and validating Sparkify event logs: every row read is either kept or accounted for.
+"""Validating a raw log into clean events: every row read is either kept or accounted for.
 
 JSON parsing is the expensive part of a 12 GB log, so it happens once: each row gets a ``reason``
 (null when clean) in one projection, the result is persisted to disk, duplicates are found with one
@@ -9,89 +9,37 @@ quarantine are all computed from it. No step shuffles the whole log.
 from __future__ import annotations
 
 import datetime as dt
-import glob
 import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from pyspark import StorageLevel
-from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    DateType,
-    DoubleType,
-    IntegerType,
-    LongType,
-    StringType,
-    StructField,
-    StructType,
-)
 
-from sparkify_utils.config import RunPaths
-from sparkify_utils.schema import ANONYMOUS_AUTH, PAGES, RAW_FIELDS
+from sparkify_utils.artifacts import DATA_QUALITY, EVENTS, QUARANTINE
+from sparkify_utils.data.read import (
+    CORRUPT_COLUMN,
+    EVENTS_SCHEMA,
+    REQUIRED_COLUMNS,
+    DataLoadError,
+    read_clean_events,
+    read_events,
+    resolve_format,
+)
+from sparkify_utils.data.schema import ANONYMOUS_AUTH, DAY_MS, PAGES, RAW_FIELDS
+from sparkify_utils.paths import RunPaths
 
 #: What ``bad_row_policy`` may be: raise, leave bad rows out, or leave them out and keep a copy.
 BAD_ROW_POLICIES = ("fail", "drop", "quarantine")
 #: Why a row is not kept, in the order the checks apply (a row gets the first that matches).
 REASONS = ("malformed_json", "missing_required", "unknown_page", "ts_out_of_range", "duplicate")
-#: Columns without which a row is not an event.
-REQUIRED_COLUMNS = ("ts", "page", "userId")
 #: Two rows with the same values here are the same event.
 DUPLICATE_KEYS = ("userId", "sessionId", "itemInSession", "ts", "page")
 DEFAULT_VALID_FROM = "2000-01-01"
 DEFAULT_VALID_UNTIL = "2100-01-01"
-CORRUPT_COLUMN = "_corrupt_record"
 _KEY_HASH, _REPEATED = "__key_hash", "__repeated"
-DAY_MS = 86_400_000
-
-#: Read schema for the JSON logs: explicit, so Spark makes no inference pass over the data.
-#: ``ts`` and ``registration`` are read as doubles because some eventsim outputs write them as
-#: floats (``1540919166796.0``); the loader casts them to epoch-ms longs.
-RAW_SCHEMA = StructType(
-    [
-        StructField("artist", StringType()),
-        StructField("auth", StringType()),
-        StructField("firstName", StringType()),
-        StructField("gender", StringType()),
-        StructField("itemInSession", LongType()),
-        StructField("lastName", StringType()),
-        StructField("length", DoubleType()),
-        StructField("level", StringType()),
-        StructField("location", StringType()),
-        StructField("method", StringType()),
-        StructField("page", StringType()),
-        StructField("registration", DoubleType()),
-        StructField("sessionId", LongType()),
-        StructField("song", StringType()),
-        StructField("status", LongType()),
-        StructField("ts", DoubleType()),
-        StructField("userAgent", StringType()),
-        StructField("userId", StringType()),
-    ]
-)
-
-#: JSON read schema: the raw fields plus the column where Spark keeps the text of unparsable lines.
-READ_SCHEMA = StructType([*RAW_SCHEMA.fields, StructField(CORRUPT_COLUMN, StringType())])
-
-#: The clean-events contract (``events.parquet``); ``event_date`` is the UTC day of ``ts``.
-EVENTS_SCHEMA = StructType(
-    [
-        StructField(name, {
-            "itemInSession": IntegerType(), "length": DoubleType(), "registration": LongType(),
-            "sessionId": LongType(), "status": IntegerType(), "ts": LongType(),
-        }.get(name, StringType()))
-        for name in RAW_FIELDS
-    ]
-    + [StructField("event_date", DateType())]
-)
-
-
-class DataLoadError(ValueError):
-    """The input cannot be loaded as a Sparkify log; the message names the path and the fix."""
 
 
 @dataclass(frozen=True)
@@ -101,85 +49,6 @@ class LoadResult:
     events: DataFrame
     quality: dict[str, Any]
 
-
-def _local_path(path: str) -> str | None:
-    """The local filesystem path of ``path``, or None for a cluster URL (s3a://, hdfs://, ...)."""
-    if path.startswith("file://"):
-        return path.removeprefix("file://")
-    return None if "://" in path else path
-
-
-def resolve_format(path: str, fmt: str = "auto") -> str:
-    """The input format: ``fmt`` if given, else Parquet for a ``.parquet`` name or a local Parquet directory."""
-    if fmt not in ("auto", "json", "parquet"):
-        raise DataLoadError(f"Unknown input format {fmt!r}. Fix: use 'auto', 'json' or 'parquet'.")
-    if fmt != "auto":
-        return fmt
-    if path.rstrip("/").endswith(".parquet"):
-        return "parquet"
-    local = _local_path(path)
-    if local and os.path.isdir(local) and next(Path(local).rglob("*.parquet"), None):
-        return "parquet"
-    return "json"
-
-
-def _missing_path_error(path: str) -> DataLoadError:
-    return DataLoadError(
-        f"No such path: {path}. Fix: check input_path (a file, glob, directory or s3a://, hdfs:// URL), "
-        "or write a synthetic log there with `sparkify generate --out PATH`."
-    )
-
-
-def _read_parquet(spark: SparkSession, path: str) -> DataFrame:
-    """Read Parquet and conform it to the raw schema (absent optional fields become nulls)."""
-    df = spark.read.parquet(path)
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
-    if missing:
-        raise DataLoadError(
-            f"The Parquet input {path} has no column {', '.join(missing)} (it has: {', '.join(df.columns)}). "
-            "Fix: point input_path at a Sparkify event log with the fields ts, page and userId."
-        )
-    cols = [
-        (F.col(f.name) if f.name in df.columns else F.lit(None)).cast(f.dataType).alias(f.name)
-        for f in RAW_SCHEMA.fields
-    ]
-    return df.select(*cols, F.lit(None).cast("string").alias(CORRUPT_COLUMN))
-
-
-def _check_not_json_array(spark: SparkSession, path: str) -> None:
-    """Reject a JSON array early: Spark would parse a one-line array as one huge record."""
-    first = spark.read.text(path).filter(F.trim("value") != "").select(F.ltrim("value").alias("v")).head()
-    if first is not None and first["v"].startswith("["):
-        raise DataLoadError(
-            f"{path} is a JSON array, not JSON lines (one event object per line). "
-            "Fix: convert it, e.g. `jq -c '.[]' in.json > events.json`, and point input_path at the result."
-        )
-
-
-def read_events(spark: SparkSession, path: str, fmt: str = "auto") -> DataFrame:
-    """Read a raw log with the explicit raw schema (no inference pass): JSON lines or Parquet.
-
-    ``path`` is a file, glob or directory (of part files), plain or ``.gz``, local or a URL. The result
-    has the raw fields plus ``_corrupt_record`` (the text of lines that are not valid JSON events).
-    ``fmt`` is ``auto`` (Parquet when the name ends ``.parquet``), ``json`` or ``parquet``.
-    """
-    local = _local_path(path)
-    if local is not None and not glob.has_magic(local) and not os.path.exists(local):
-        raise _missing_path_error(path)
-    try:
-        if resolve_format(path, fmt) == "parquet":
-            return _read_parquet(spark, path)
-        _check_not_json_array(spark, path)
-        return (
-            spark.read.schema(READ_SCHEMA)
-            .option("mode", "PERMISSIVE")
-            .option("columnNameOfCorruptRecord", CORRUPT_COLUMN)
-            .json(path)
-        )
-    except AnalysisException as exc:
-        if "PATH_NOT_FOUND" in str(exc):
-            raise _missing_path_error(path) from None
-        raise
 
 
 def _epoch_ms(value: str, name: str) -> int:
@@ -343,7 +212,7 @@ def ingest_events(
     """Read, validate and write the clean events once; write ``data_quality.json``; return both.
 
     ``bad_row_policy``: ``fail`` raises with the counts per reason, ``drop`` leaves bad rows out,
-    ``quarantine`` also writes them (``reason``, ``raw``) as JSON lines to ``paths.spark("quarantine")``.
+    ``quarantine`` also writes them (``reason``, ``raw``) as JSON lines to the ``quarantine`` dataset of ``paths``.
     """
     if bad_row_policy not in BAD_ROW_POLICIES:
         raise DataLoadError(
@@ -355,7 +224,7 @@ def ingest_events(
     parsed = classify_events(raw, valid_from, valid_until).persist(StorageLevel.DISK_ONLY)
     # Read by the counts, the clean write and the quarantine write: aggregated once, not three times.
     repeated = repeated_keys(parsed).persist()
-    events_path, quarantine_path = paths.spark("events.parquet"), paths.spark("quarantine")
+    events_path, quarantine_path = paths.dataset(EVENTS), paths.dataset(QUARANTINE)
     try:
         classified = mark_duplicates(parsed, repeated)
         summary = _summarise(classified)
@@ -400,21 +269,8 @@ def ingest_events(
         "events_path": events_path,
         "quarantine_path": quarantine_path if quarantined else None,
     }
-    paths.local("data_quality.json").write_text(json.dumps(quality, indent=2))
+    paths.file(DATA_QUALITY).write_text(json.dumps(quality, indent=2))
     return LoadResult(events=read_clean_events(spark, paths), quality=quality)
-
-
-def read_clean_events(spark: SparkSession, paths: RunPaths) -> DataFrame:
-    """The clean events of a run (``events.parquet``), with the contract's schema."""
-    path = paths.spark("events.parquet")
-    try:
-        return spark.read.schema(EVENTS_SCHEMA).parquet(path)
-    except AnalysisException as exc:
-        if "PATH_NOT_FOUND" in str(exc):
-            raise DataLoadError(
-                f"No clean events at {path}. Fix: run notebook 01_eda with this run_dir/spark_dir first."
-            ) from None
-        raise
 
 
 def quality_table(quality: dict[str, Any]) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from sparkify_utils.schema import CANCEL_PAGES
+from sparkify_utils.data.schema import CANCEL_PAGES, SONG_PAGE
 
 #: Display name and colour of the churn groups (0 = stayed, 1 = churned).
 CHURN_NAMES = {0: "stayed", 1: "churned"}
@@ -67,7 +67,7 @@ def level_figure(table: pd.DataFrame, test: dict) -> go.Figure:
 def page_rates_figure(pages: pd.DataFrame, stat: str = "mean_per_100_songs") -> go.Figure:
     """Per-user page visits per 100 songs by churn group (from ``explore.page_churn``), without
     NextSong (always 100) and the cancellation pages (they define the label)."""
-    shown = pages[~pages["page"].isin(("NextSong", *CANCEL_PAGES))]
+    shown = pages[~pages["page"].isin((SONG_PAGE, *CANCEL_PAGES))]
     order = shown.groupby("page")[stat].max().sort_values().index.tolist()
     fig = go.Figure()
     for churn, group in shown.groupby("churn"):
@@ -166,7 +166,7 @@ def write_figures(figures: dict[str, go.Figure], directory: Path) -> list[Path]:
     return written
 
 
-# --- dashboard figures (inputs computed by sparkify_utils.dashboard) -------------------------------
+# --- dashboard figures (inputs computed by sparkify_utils.report.analysis) -------------------------------
 
 
 def retention_figure(curves: pd.DataFrame) -> go.Figure:
@@ -208,7 +208,7 @@ def importance_figure(importance: pd.DataFrame, title: str = "Feature importance
                    height=max(350, 28 * len(shown) + 120))
 
 
-# --- feature figures (inputs computed by sparkify_utils.features) ------------------------------------
+# --- feature figures (inputs computed by sparkify_utils.features.univariate) ------------------------------------
 
 
 def auc_figure(aucs: pd.DataFrame, top: int = 20) -> go.Figure:
@@ -232,7 +232,7 @@ def correlation_figure(corr: pd.DataFrame, title: str = "Feature correlation (Sp
     return _layout(fig, title, "", "", height=size, width=size + 100, yaxis={"autorange": "reversed"})
 
 
-# --- model comparison figures (inputs computed by sparkify_utils.models / evaluate) ----------------------
+# --- model comparison figures (inputs computed by sparkify_utils.modeling) ----------------------
 
 
 def cv_scores_figure(scores: pd.DataFrame) -> go.Figure:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from sparkify_utils import config
+from sparkify_utils import paths
 
 #: Keys the runner sets itself; a user cannot override them.
 RUNNER_KEYS = ("run_dir",)
@@ -30,7 +30,7 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
     """Read a flat YAML mapping of parameters (an empty file is an empty mapping)."""
     path = Path(path)
     if not path.is_file():
-        choices = ", ".join(sorted(p.name for p in config.PARAMS_DIR.glob("*.yaml")))
+        choices = ", ".join(sorted(p.name for p in paths.PARAMS_DIR.glob("*.yaml")))
         raise ParamError(f"Parameter file {path} does not exist (files in params/: {choices}).")
     try:
         data = yaml.safe_load(path.read_text()) or {}

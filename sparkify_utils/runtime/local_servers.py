@@ -10,9 +10,9 @@ clients, so anything that needs the driver's JVM from Python (``sparkContext``, 
 
 Try it::
 
-    python -m sparkify_utils.cluster            # prints the master URL, Ctrl-C stops the cluster
+    python -m sparkify_utils.runtime.local_servers            # prints the master URL, Ctrl-C stops the cluster
     PYSPARK_PYTHON=.venv/bin/python sparkify run -p spark_master=spark://127.0.0.1:7077
-    python -m sparkify_utils.cluster --connect  # a Spark Connect server on sc://127.0.0.1:15002
+    python -m sparkify_utils.runtime.local_servers --connect  # a Spark Connect server on sc://127.0.0.1:15002
 """
 
 from __future__ import annotations
@@ -258,7 +258,7 @@ def _accepts(port: int) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Run a local cluster (or, with --connect, a Spark Connect server) in the foreground until Ctrl-C."""
-    parser = argparse.ArgumentParser(prog="python -m sparkify_utils.cluster", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m sparkify_utils.runtime.local_servers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cores", type=int, default=1, help="cores per worker")

@@ -6,22 +6,22 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sparkify_utils import config
+from sparkify_utils import artifacts, paths
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sparkify_utils.runner import run
+    from sparkify_utils.runtime.runner import run
 
     run_dir = run(args.params, args.param, args.only, cell_timeout=args.cell_timeout)
     print(f"\nDone. Results: {run_dir}")
-    print(f"  executed notebooks: {run_dir / 'notebooks'}")
-    print(f"  latest run link:    {config.latest_link()}")
+    print(f"  executed notebooks: {run_dir / artifacts.EXECUTED.name}")
+    print(f"  latest run link:    {paths.latest_link()}")
     print("  dashboard:          make dashboard   (or: sparkify dashboard)")
     return 0
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from sparkify_utils.generate import generate_log
+    from sparkify_utils.synth.generate import generate_log
 
     summary = generate_log(
         args.out, users=args.users, start=args.start, end=args.end, seed=args.seed,
@@ -36,7 +36,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from sparkify_utils.calibration import calibration_report, format_report
+    from sparkify_utils.synth.calibration import calibration_report, format_report
 
     rows = calibration_report(args.input or None, users=args.users, seed=args.seed)
     print(format_report(rows))
@@ -44,7 +44,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _dashboard(args: argparse.Namespace) -> int:
-    from sparkify_utils.dashboard import serve
+    from sparkify_utils.report.server import serve
 
     return serve(run_dir=args.run_dir, port=args.port)
 
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--params", help="YAML parameter file (default: params/default.yaml)")
     run.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                      help="override one parameter (repeatable)")
-    run.add_argument("--only", nargs="+", metavar="NOTEBOOK", help=f"run only these of {config.NOTEBOOK_ORDER}")
+    run.add_argument("--only", nargs="+", metavar="NOTEBOOK", help=f"run only these of {artifacts.STEPS}")
     run.add_argument("--cell-timeout", type=int, default=3600, help="seconds per cell before failing")
     run.set_defaults(func=_run)
 
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--start", default="2018-10-01", help="first day (UTC), YYYY-MM-DD")
     gen.add_argument("--end", default="2018-12-03", help="last day (UTC), YYYY-MM-DD")
     gen.add_argument("--seed", type=int, default=42)
-    gen.add_argument("--out", default=str(config.default_input_path()),
+    gen.add_argument("--out", default=str(paths.default_input_path()),
                      help="a .json file, a .json.gz file, or a directory for part files")
     gen.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
     gen.add_argument("--force", action="store_true", help="overwrite an existing output")

@@ -10,11 +10,9 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from sparkify_utils.config import RunPaths
-from sparkify_utils.schema import CHURN_PAGE
-
-#: Columns of the users table, in order.
-USER_COLUMNS = ("userId", "churn", "churn_ts", "first_ts", "last_ts")
+from sparkify_utils.artifacts import EDA, USERS
+from sparkify_utils.data.schema import CHURN_PAGE
+from sparkify_utils.paths import RunPaths
 
 
 class LabelError(ValueError):
@@ -26,7 +24,7 @@ def label_users(events: DataFrame) -> DataFrame:
     missing = [c for c in ("userId", "page", "ts") if c not in events.columns]
     if missing:
         raise LabelError(
-            f"The events have no column {', '.join(missing)}. Fix: pass the clean events of load.ingest_events."
+            f"The events have no column {', '.join(missing)}. Fix: pass the clean events of ingest.ingest_events."
         )
     churn_ts = F.min(F.when(F.col("page") == CHURN_PAGE, F.col("ts"))).cast("long")
     users = (
@@ -42,18 +40,18 @@ def label_users(events: DataFrame) -> DataFrame:
 
 def write_users(events: DataFrame, paths: RunPaths) -> DataFrame:
     """Label the users of ``events``, write ``users.parquet`` once and return the written table."""
-    label_users(events).write.mode("overwrite").parquet(paths.spark("users.parquet"))
+    label_users(events).write.mode("overwrite").parquet(paths.dataset(USERS))
     return read_users(events.sparkSession, paths)
 
 
 def read_users(spark: SparkSession, paths: RunPaths) -> DataFrame:
-    """The users table of a run (``users.parquet``, written by notebook 01_eda)."""
-    path = paths.spark("users.parquet")
+    """The users table of a run (``users.parquet``, written by the EDA step)."""
+    path = paths.dataset(USERS)
     try:
         return spark.read.parquet(path)
     except AnalysisException as exc:
         if "PATH_NOT_FOUND" in str(exc):
             raise LabelError(
-                f"No users table at {path}. Fix: run notebook 01_eda with this run_dir/spark_dir first."
+                f"No users table at {path}. Fix: run notebook {EDA} with this run_dir/spark_dir first."
             ) from None
         raise

@@ -1,5 +1,8 @@
 """The one place that owns the project's paths, so no notebook depends on its working directory.
 
+Where the project, its data and its runs live, and where each artifact of a run goes (the artifacts
+themselves are declared in :mod:`sparkify_utils.artifacts`).
+
 Papermill, nbmake and Voila each start kernels in a different working directory, so every path
 is derived from the package location. ``SPARKIFY_DATA_DIR`` and ``SPARKIFY_OUTPUTS_DIR`` move the
 data and outputs (the test suite points them at temporary folders so it never touches a user's
@@ -12,12 +15,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sparkify_utils.artifacts import FIGURES, Artifact
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 PARAMS_DIR = PROJECT_ROOT / "params"
-
-#: The notebooks of one run, in the order they execute.
-NOTEBOOK_ORDER = ("01_eda", "02_features", "03_model_comparison", "04_dashboard")
 
 #: File name of the embedded default input inside the data directory.
 DEFAULT_INPUT_NAME = "sparkify_events.json"
@@ -29,6 +31,16 @@ EMBEDDED_SEED = 42
 
 #: Kernel name registered by ``make`` for the project's virtual environment.
 KERNEL_NAME = "sparkify"
+
+
+def is_url(path: str) -> bool:
+    """True for a URL such as ``s3a://bucket/x`` or ``file:///tmp/x`` (anything with a scheme)."""
+    return "://" in path
+
+
+def notebook_path(step: str) -> Path:
+    """The notebook of a step of the run (see ``artifacts.STEPS``)."""
+    return NOTEBOOKS_DIR / f"{step}.ipynb"
 
 
 def data_dir() -> Path:
@@ -69,7 +81,7 @@ def resolve_input_path(input_path: str) -> str:
     """
     if not input_path:
         return str(default_input_path())
-    if "://" in input_path:
+    if is_url(input_path):
         return input_path
     path = Path(input_path).expanduser()
     return str(path if path.is_absolute() else data_dir() / path)
@@ -95,18 +107,22 @@ class RunPaths:
     run_dir: Path
     spark_dir: str
 
-    def local(self, name: str) -> Path:
-        """Path of a driver-written artifact in the run directory."""
-        return self.run_dir / name
+    def file(self, artifact: Artifact) -> Path:
+        """Path of a driver-written artifact (``store == "run"``) in the run directory."""
+        if artifact.store != "run":
+            raise ValueError(f"{artifact.name} is a Spark dataset: use RunPaths.dataset")
+        return self.run_dir / artifact.name
 
-    def spark(self, name: str) -> str:
-        """Path or URL of a Spark-written dataset."""
-        return f"{self.spark_dir.rstrip('/')}/{name}"
+    def dataset(self, artifact: Artifact) -> str:
+        """Path or URL of a Spark-written artifact (``store == "spark"``) in ``spark_dir``."""
+        if artifact.store != "spark":
+            raise ValueError(f"{artifact.name} is written by the driver: use RunPaths.file")
+        return f"{self.spark_dir.rstrip('/')}/{artifact.name}"
 
     @property
     def figures(self) -> Path:
         """Directory of the figures (HTML) the dashboard reuses."""
-        path = self.run_dir / "figures"
+        path = self.run_dir / FIGURES.name
         path.mkdir(exist_ok=True)
         return path
 
@@ -116,7 +132,7 @@ def run_paths(run_dir: str = "", spark_dir: str = "") -> RunPaths:
     local = _local_dir(run_dir, interactive_run_dir())
     if not spark_dir:
         spark = str(local)
-    elif "://" in spark_dir:
+    elif is_url(spark_dir):
         spark = spark_dir
     else:
         spark = str(_local_dir(spark_dir, local))

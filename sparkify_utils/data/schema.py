@@ -1,4 +1,4 @@
-"""The Sparkify event format: fields and page catalogue (plain constants, no Spark import)."""
+"""The Sparkify event format: fields, page catalogue and time units (plain constants, no Spark import)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,9 @@ PAGE_METHOD_STATUS = {
 #: The 22 page names of the real data.
 PAGES = tuple(sorted(PAGE_METHOD_STATUS))
 
+#: The page of a song play.
+SONG_PAGE = "NextSong"
+
 #: The event that defines churn.
 CHURN_PAGE = "Cancellation Confirmation"
 
@@ -46,3 +49,8 @@ CANCEL_PAGES = ("Cancel", CHURN_PAGE)
 
 #: ``auth`` values of rows without a user (``userId == ""``).
 ANONYMOUS_AUTH = ("Logged Out", "Guest")
+
+#: ``ts`` and ``registration`` are epoch milliseconds (UTC).
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000

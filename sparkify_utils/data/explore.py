@@ -1,4 +1,4 @@
-"""EDA aggregations for notebook 01_eda, computed in Spark from one pass over the clean events.
+"""EDA aggregations of the clean events, computed in Spark from one pass over them.
 
 The events are first reduced to an activity cube, one row per (userId, sessionId, UTC day, UTC hour)
 with event and per-page counts, which is persisted; every EDA table is aggregated from it. Only
@@ -17,23 +17,16 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from scipy.stats import chi2_contingency
 
-from sparkify_utils.config import RunPaths
-from sparkify_utils.label import USER_COLUMNS
-from sparkify_utils.schema import CANCEL_PAGES, PAGES
+from sparkify_utils.artifacts import EDA_SUMMARY, LEVEL_CHURN, PAGE_CHURN, SONGS_PER_USER, USER_COLUMNS, USER_LIFETIMES
+from sparkify_utils.data.schema import CANCEL_PAGES, DAY_MS, HOUR_MS, MINUTE_MS, PAGES, SONG_PAGE
+from sparkify_utils.paths import RunPaths
 
-SONG_PAGE = "NextSong"
-HOUR_MS = 3_600_000
-DAY_MS = 86_400_000
 #: Significance level used in the notebook's wording of the chi-square test.
 ALPHA = 0.05
 #: Columns of the per-user table (``per_user_table``) in order.
 PER_USER_COLUMNS = (
-    "userId", "churn", "level", "songs", "events", "sessions", "session_minutes", "active_days",
+    "userId", "churn", "level", "songs", "events", "sessions", "median_session_minutes", "active_days",
     "churn_ts", "first_ts", "last_ts",
-)
-#: Columns of ``page_churn_byUser.csv`` in order.
-PAGE_CHURN_COLUMNS = (
-    "page", "churn", "count", "page_total", "share", "users", "mean_per_100_songs", "median_per_100_songs",
 )
 
 
@@ -59,10 +52,10 @@ def user_profiles(cube: DataFrame, users: DataFrame) -> DataFrame:
     logged_in = cube.filter(F.col("userId") != "")
     # Session ids repeat across users, so a session is a (userId, sessionId) pair.
     sessions = logged_in.groupBy("userId", "sessionId").agg(
-        ((F.max("last_ts") - F.min("first_ts")) / 60_000).alias("minutes")
+        ((F.max("last_ts") - F.min("first_ts")) / MINUTE_MS).alias("minutes")
     )
     per_session = sessions.groupBy("userId").agg(
-        F.count(F.lit(1)).alias("sessions"), F.median("minutes").alias("session_minutes")
+        F.count(F.lit(1)).alias("sessions"), F.median("minutes").alias("median_session_minutes")
     )
     per_user = logged_in.groupBy("userId").agg(
         F.sum("events").alias("events"),
@@ -139,7 +132,7 @@ def page_churn(profiles: DataFrame) -> pd.DataFrame:
         .withColumn("share", F.col("count") / F.col("page_total"))
         .orderBy(F.desc("page_total"), "page", "churn")
     )
-    return table.select(*PAGE_CHURN_COLUMNS).toPandas()
+    return table.select(*PAGE_CHURN.columns).toPandas()
 
 
 def page_rate_contrast(pages: pd.DataFrame) -> pd.DataFrame:
@@ -155,16 +148,11 @@ def page_rate_contrast(pages: pd.DataFrame) -> pd.DataFrame:
 def group_medians(profiles: DataFrame) -> pd.DataFrame:
     """Per churn group (index 0/1, a group without users is a row of NaN): users and the median of each
     per-user activity column."""
-    numeric = ["songs", "events", "sessions", "session_minutes", "active_days"]
+    numeric = ["songs", "events", "sessions", "median_session_minutes", "active_days"]
     grouped = profiles.groupBy("churn").agg(
         F.count(F.lit(1)).alias("users"), *[F.median(c).alias(c) for c in numeric]
     )
     return grouped.toPandas().set_index("churn").reindex([0, 1])
-
-
-def fmt(value: float | None, spec: str = ",.0f") -> str:
-    """Format a number for report text; ``n/a`` when it is missing (e.g. a churn group without users)."""
-    return "n/a" if value is None or pd.isna(value) else format(value, spec)
 
 
 def daily_activity(cube: DataFrame, users: DataFrame) -> pd.DataFrame:
@@ -247,15 +235,15 @@ def write_exports(
     """Write the original project's CSVs, ``user_lifetimes.csv`` (the users table, for the dashboard's
     time sections) and ``eda_summary.json`` into the run directory."""
     files = {
-        "level_churn_byUser.csv": per_user[["churn", "userId", "level"]],
-        "page_churn_byUser.csv": pages,
-        "numofsongs_byUser.csv": per_user[["churn", "userId", "songs"]],
-        "user_lifetimes.csv": per_user[list(USER_COLUMNS)],
+        LEVEL_CHURN: per_user[["churn", "userId", "level"]],
+        PAGE_CHURN: pages,
+        SONGS_PER_USER: per_user[["churn", "userId", "songs"]],
+        USER_LIFETIMES: per_user[list(USER_COLUMNS)],
     }
     written = {}
-    for name, table in files.items():
-        table.to_csv(paths.local(name), index=False)
-        written[name] = str(paths.local(name))
-    paths.local("eda_summary.json").write_text(json.dumps(summary, indent=2))
-    written["eda_summary.json"] = str(paths.local("eda_summary.json"))
+    for artifact, table in files.items():
+        table.to_csv(paths.file(artifact), index=False)
+        written[artifact.name] = str(paths.file(artifact))
+    paths.file(EDA_SUMMARY).write_text(json.dumps(summary, indent=2))
+    written[EDA_SUMMARY.name] = str(paths.file(EDA_SUMMARY))
     return written

@@ -17,8 +17,8 @@ from pyspark.ml.feature import VectorAssembler
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from sparkify_utils.load import RAW_SCHEMA
-from sparkify_utils.schema import CANCEL_PAGES, CHURN_PAGE, PAGES
+from sparkify_utils.data.read import RAW_SCHEMA
+from sparkify_utils.data.schema import CANCEL_PAGES, CHURN_PAGE, PAGES, SONG_PAGE
 
 #: Page shares (%) of the real mini log.
 REAL_PAGE_SHARE = {
@@ -142,7 +142,7 @@ def _report(counts: pd.DataFrame, aucs: list[float]) -> list[CalibrationRow]:
                                f"≤ {MEDIAN_OVER_MEAN_MAX} (real 0.69)", median / mean <= MEDIAN_OVER_MEAN_MAX))
     rows.append(CalibrationRow("events/user max ÷ median", f"{top / median:.1f} ({top:,.0f})",
                                f"> {MAX_OVER_MEDIAN_MIN:g} (real 11.4)", top / median > MAX_OVER_MEDIAN_MIN))
-    songs = users[_column("NextSong")]
+    songs = users[_column(SONG_PAGE)]
     ratio = _ratio_of_medians(users, songs)
     rows.append(CalibrationRow("songs churn ÷ non-churn (medians)", f"{ratio:.2f}",
                                f"{SONGS_RATIO_RANGE[0]:g}–{SONGS_RATIO_RANGE[1]:g} (real 0.61)",
@@ -180,12 +180,12 @@ def calibration_report(
     """
     with tempfile.TemporaryDirectory(prefix="sparkify-calibrate-") as tmp:
         if path is None:
-            from sparkify_utils.generate import generate_log
+            from sparkify_utils.synth.generate import generate_log
 
             # Fork worker processes only while no JVM gateway thread runs in this process.
             path = generate_log(f"{tmp}/events.json", users=users, seed=seed, workers=0 if spark is None else 1).path
         if spark is None:
-            from sparkify_utils.session import get_spark
+            from sparkify_utils.runtime.session import get_spark
 
             spark = get_spark()
         counts = per_user_counts(spark.read.schema(RAW_SCHEMA).json(str(path))).cache()

@@ -23,8 +23,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from sparkify_utils import config
-from sparkify_utils.params import (
+from sparkify_utils import artifacts, paths
+from sparkify_utils.runtime.params import (
     ParamError,
     load_params_file,
     notebook_parameters,
@@ -50,17 +50,17 @@ class RunError(RuntimeError):
 def select_notebooks(only: Sequence[str] | None) -> list[str]:
     """Return the notebooks to execute, in their fixed order; ``only`` accepts names or prefixes."""
     if not only:
-        return list(config.NOTEBOOK_ORDER)
+        return list(artifacts.STEPS)
     chosen = set()
     for name in only:
         stem = Path(name).stem
-        matches = [nb for nb in config.NOTEBOOK_ORDER if nb == stem or nb.startswith(stem)]
+        matches = [nb for nb in artifacts.STEPS if nb == stem or nb.startswith(stem)]
         if len(matches) != 1:
             raise ParamError(
-                f"--only {name!r} matches {len(matches)} notebooks; choose from {', '.join(config.NOTEBOOK_ORDER)}."
+                f"--only {name!r} matches {len(matches)} notebooks; choose from {', '.join(artifacts.STEPS)}."
             )
         chosen.add(matches[0])
-    return [nb for nb in config.NOTEBOOK_ORDER if nb in chosen]
+    return [nb for nb in artifacts.STEPS if nb in chosen]
 
 
 def new_run_id() -> str:
@@ -75,7 +75,7 @@ def fingerprint_input(path: str) -> dict[str, Any]:
     first and last MiB, which is fast on 12 GB and still changes when a file is replaced.
     Remote URLs are recorded without a fingerprint.
     """
-    if "://" in path and not path.startswith("file://"):
+    if paths.is_url(path) and not path.startswith("file://"):
         return {"path": path, "fingerprint": None, "note": "remote input: not fingerprinted"}
     local = path.removeprefix("file://")
     base = Path(local) if os.path.isdir(local) else None
@@ -105,25 +105,25 @@ def fingerprint_input(path: str) -> dict[str, Any]:
 
 def ensure_input(input_path: str, echo: Callable[[str], None] = print) -> None:
     """Generate a missing embedded synthetic log; any other missing local input is an error."""
-    if "://" in input_path or glob.glob(input_path):
+    if paths.is_url(input_path) or glob.glob(input_path):
         return
     path = Path(input_path)
-    if path.parent == config.data_dir() and path.name in config.EMBEDDED_LOGS:
-        from sparkify_utils.generate import generate_log
+    if path.parent == paths.data_dir() and path.name in paths.EMBEDDED_LOGS:
+        from sparkify_utils.synth.generate import generate_log
 
-        users = config.EMBEDDED_LOGS[path.name]
-        echo(f"Generating the embedded synthetic log ({users} users, seed {config.EMBEDDED_SEED}) -> {path}")
-        generate_log(path, users=users, seed=config.EMBEDDED_SEED)
+        users = paths.EMBEDDED_LOGS[path.name]
+        echo(f"Generating the embedded synthetic log ({users} users, seed {paths.EMBEDDED_SEED}) -> {path}")
+        generate_log(path, users=users, seed=paths.EMBEDDED_SEED)
         return
     raise RunError(
         f"Input {input_path} does not exist. Check input_path in the params file or pass "
-        f"-p input_path=PATH (relative paths are read from {config.data_dir()})."
+        f"-p input_path=PATH (relative paths are read from {paths.data_dir()})."
     )
 
 
 def _git_commit() -> dict[str, Any]:
     def git(*args: str) -> str:
-        out = subprocess.run(["git", *args], cwd=config.PROJECT_ROOT, capture_output=True, text=True, check=False)
+        out = subprocess.run(["git", *args], cwd=paths.PROJECT_ROOT, capture_output=True, text=True, check=False)
         return out.stdout.strip()
 
     commit = git("rev-parse", "HEAD")
@@ -156,7 +156,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 def point_latest(run_dir: Path) -> None:
     """Point ``outputs/latest`` at ``run_dir`` atomically (a reader sees the old or the new run)."""
-    link = config.latest_link()
+    link = paths.latest_link()
     tmp = link.with_name(f".latest-{secrets.token_hex(4)}")
     tmp.symlink_to(os.path.relpath(run_dir, link.parent))
     os.replace(tmp, link)
@@ -169,11 +169,11 @@ def _default_execute(notebook: Path, output: Path, parameters: dict[str, Any], c
         str(notebook),
         str(output),
         parameters=parameters,
-        kernel_name=config.KERNEL_NAME,
+        kernel_name=paths.KERNEL_NAME,
         execution_timeout=cell_timeout,
         progress_bar=False,
         log_output=False,
-        cwd=str(config.PROJECT_ROOT),
+        cwd=str(paths.PROJECT_ROOT),
         # The kernel is local to this batch; its start-up notice about unencrypted TCP would repeat per notebook.
         extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )
@@ -191,11 +191,11 @@ def check_kernel() -> None:
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     try:
-        KernelSpecManager().get_kernel_spec(config.KERNEL_NAME)
+        KernelSpecManager().get_kernel_spec(paths.KERNEL_NAME)
     except NoSuchKernel:
         raise RunError(
-            f"The Jupyter kernel {config.KERNEL_NAME!r} is not registered. Run `make setup`, or "
-            f"`python -m ipykernel install --sys-prefix --name {config.KERNEL_NAME}` in this environment."
+            f"The Jupyter kernel {paths.KERNEL_NAME!r} is not registered. Run `make setup`, or "
+            f"`python -m ipykernel install --sys-prefix --name {paths.KERNEL_NAME}` in this environment."
         ) from None
 
 
@@ -208,21 +208,21 @@ def run(
     echo: Callable[[str], None] = print,
 ) -> Path:
     """Run the notebooks into a new run directory and return it; raise RunError on failure."""
-    params_file = Path(params_file) if params_file else config.PARAMS_DIR / "default.yaml"
+    params_file = Path(params_file) if params_file else paths.PARAMS_DIR / "default.yaml"
     params = {**load_params_file(params_file), **parse_overrides(overrides)}
     notebooks = select_notebooks(only)
-    declared = {nb: notebook_parameters(config.NOTEBOOKS_DIR / f"{nb}.ipynb") for nb in config.NOTEBOOK_ORDER}
+    declared = {nb: notebook_parameters(paths.notebook_path(nb)) for nb in artifacts.STEPS}
     per_notebook = split_by_notebook(params, declared)
-    input_path = config.resolve_input_path(str(params.get("input_path", "")))
-    if "01_eda" in notebooks:
+    input_path = paths.resolve_input_path(str(params.get("input_path", "")))
+    if artifacts.EDA in notebooks:
         ensure_input(input_path, echo)
     if execute is None:
         check_kernel()
         execute = _default_execute
 
     run_id = new_run_id()
-    run_dir = config.runs_dir() / run_id
-    (run_dir / "notebooks").mkdir(parents=True)
+    run_dir = paths.runs_dir() / run_id
+    (run_dir / artifacts.EXECUTED.name).mkdir(parents=True)
     manifest: dict[str, Any] = {
         "run_id": run_id,
         "status": "running",
@@ -232,15 +232,15 @@ def run(
         "notebooks": {nb: {"status": "pending"} for nb in notebooks},
         "git": _git_commit(),
         "versions": environment_versions(),
-        "input": fingerprint_input(input_path) if "01_eda" in notebooks else None,
+        "input": fingerprint_input(input_path) if artifacts.EDA in notebooks else None,
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
-    manifest_path = run_dir / "manifest.json"
+    manifest_path = run_dir / artifacts.MANIFEST.name
     _write_json(manifest_path, manifest)
     echo(f"Run {run_id} -> {run_dir}")
     started = time.perf_counter()
     for index, name in enumerate(notebooks, 1):
-        output = run_dir / "notebooks" / f"{name}.ipynb"
+        output = run_dir / artifacts.EXECUTED.name / f"{name}.ipynb"
         nb_params = {**per_notebook[name], "run_dir": str(run_dir)}
         if nb_params.get("spark_dir"):
             # A shared spark_dir (e.g. s3a://bucket/sparkify) gets one folder per run, like run_dir.
@@ -248,7 +248,7 @@ def run(
         echo(f"[{index}/{len(notebooks)}] {name} ...")
         t0 = time.perf_counter()
         try:
-            execute(config.NOTEBOOKS_DIR / f"{name}.ipynb", output, nb_params, cell_timeout)
+            execute(paths.notebook_path(name), output, nb_params, cell_timeout)
         except BaseException as exc:  # noqa: BLE001 - record interrupts too, then re-raise
             seconds = round(time.perf_counter() - t0, 1)
             manifest["notebooks"][name] = {"status": "failed", "seconds": seconds, "output": str(output)}
