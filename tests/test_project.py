@@ -59,8 +59,8 @@ def test_environment_yml_follows_pyproject():
     low, high = re.findall(r"(\d+)\.(\d+)", project["requires-python"])
     assert tuple(map(int, low)) <= major_minor < tuple(map(int, high))
     assert any(d.startswith("openjdk=17") for d in conda)
-    # Python packages come from pyproject.toml only, through the editable install.
-    assert pip == ["-e .[dev]"]
+    # Python packages come from the lock only (tests/test_environment.py checks the lock against pyproject).
+    assert pip == ["-r requirements/lock.txt"]
     assert "dev" in project["optional-dependencies"]
 
 

@@ -1,0 +1,1 @@
+"""Raw event log → validated clean events, the churn label and the EDA aggregations."""

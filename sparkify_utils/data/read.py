@@ -170,4 +170,3 @@ def read_clean_events(spark: SparkSession, paths: RunPaths) -> DataFrame:
                 f"No clean events at {path}. Fix: run notebook {EDA} with this run_dir/spark_dir first."
             ) from None
         raise
-

@@ -111,4 +111,3 @@ def aggregates(events: DataFrame, window: FeatureWindow) -> DataFrame:
     sessions, counts = _session_aggregates(ev, window)
     agg = _user_aggregates(sessions, counts).join(_song_aggregates(ev), "userId", "left")
     return agg.fillna(0, subset=["distinct_songs", "distinct_artists"])
-

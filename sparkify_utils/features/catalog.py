@@ -154,4 +154,3 @@ def feature_dictionary(label_mode: str = DEFAULT_LABEL_MODE) -> pd.DataFrame:
         [(f.name, f.description, f.kind) for f in FEATURES if f.name in names],
         columns=["feature", "description", "kind"],
     )
-

@@ -61,4 +61,3 @@ def shuffled_auc(table: pd.DataFrame, features: list[str], seed: int, repeats: i
         shuffled = table.assign(**{label: rng.permutation(table[label].to_numpy())})
         runs.append(univariate_auc(shuffled, features, label).set_index("feature")["auc"])
     return pd.concat(runs, axis=1).mean(axis=1).rename("shuffled_auc")
-

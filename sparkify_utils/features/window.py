@@ -102,4 +102,3 @@ def resolve_window(
         horizon_end_ts=cutoff + horizon_days * DAY_MS if label_mode == "horizon" else log_end,
         log_end_ts=log_end,
     )
-

@@ -1,0 +1,1 @@
+"""Per-user table → compared churn models (any backend), the verdict and the at-risk list."""

@@ -68,4 +68,3 @@ def baseline_scores(table: pd.DataFrame, train: np.ndarray, evaluate: np.ndarray
     threshold = best_f1_threshold(y[train], rule.score(values[train]))
     return {"majority": (np.full(int(evaluate.sum()), prevalence), 0.5),
             "rule": (rule.score(values[evaluate]), threshold)}
-

@@ -57,4 +57,3 @@ def class_weights(y: np.ndarray) -> tuple[float, float]:
     """Instance weights (stayed, churned) that give both classes the same total weight."""
     n, n_pos = len(y), float(np.sum(y))
     return n / (2 * (n - n_pos)), n / (2 * n_pos)
-

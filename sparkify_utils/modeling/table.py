@@ -175,4 +175,3 @@ def check_table(table: pd.DataFrame, spec: FeatureSpec, test_fraction: float = 0
             f"Feature columns {', '.join(empty + infinite)} are entirely null or hold infinite values; "
             "drop them or fix their computation (e.g. a ratio with a zero denominator) before modelling."
         )
-

@@ -1,0 +1,1 @@
+"""A run's small artifacts → figures and the Voila dashboard (no Spark)."""

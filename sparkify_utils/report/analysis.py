@@ -110,4 +110,3 @@ def chosen_importance(importance: pd.DataFrame, metrics: dict[str, Any]) -> tupl
         raise ArtifactError(f"feature_importance.csv has no rows for the chosen model {chosen!r}; re-run "
                             f"{FEATURE_IMPORTANCE.writer}.")
     return _model_label(metrics, chosen), rows
-

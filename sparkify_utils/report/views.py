@@ -343,4 +343,3 @@ def show_section(run: Run | None, key: str) -> None:
             display(figure_bundle(item), raw=True)
         else:
             display(item)
-

@@ -1,0 +1,1 @@
+"""The calibrated synthetic Sparkify log: behaviour model, generator and calibration report."""
