@@ -16,8 +16,9 @@ from IPython.display import HTML
 
 from sparkify_utils import artifacts, paths
 from sparkify_utils.data import schema
+from sparkify_utils.modeling.survival import durations, kaplan_meier
 from sparkify_utils.report import analysis, run, server, views
-from sparkify_utils.report.analysis import filter_at_risk, kaplan_meier, retention_curves
+from sparkify_utils.report.analysis import filter_at_risk, retention_curves
 from sparkify_utils.report.run import ArtifactError, MissingArtifact, Run, open_run
 from sparkify_utils.report.views import build_section
 from sparkify_utils.runtime.params import notebook_parameters
@@ -143,8 +144,10 @@ def test_figures_are_shown_as_plotly_bundles(fake_run, shown):
     bundles = [obj for obj, raw in shown if raw]
     assert len(bundles) == 1
     spec = bundles[0]["application/vnd.plotly.v1+json"]
-    churners = int(pd.read_csv(fake_run.path / "user_lifetimes.csv")["churn"].sum())
-    assert [trace["name"] for trace in spec["data"]] == ["All users (40)", f"Churners ({churners})"]
+    paid = int((pd.read_csv(fake_run.path / "level_churn_byUser.csv")["level"] == "paid").sum())
+    named = [trace["name"] for trace in spec["data"] if trace.get("showlegend") is not False]
+    assert named == ["All users (40)", f"paid ({paid})", f"free ({40 - paid})"]
+    assert "log-rank" in spec["layout"]["title"]["text"]
     assert spec["layout"]["title"]["text"].startswith("Retention")
 
 
@@ -235,32 +238,36 @@ def test_kaplan_meier_matches_a_hand_computed_case():
     # t=1: 5 at risk, 1 event -> 4/5 = .8; t=2: 4 at risk, 1 event (+1 censored) -> .8*3/4 = .6;
     # t=3: 2 at risk, 1 event -> .3; t=4: 1 at risk, censored -> .3.
     table = kaplan_meier(pd.Series([2, 1, 2, 3, 4]), pd.Series([1, 1, 0, 1, 0]))
-    assert table["time"].tolist() == [0, 1, 2, 3, 4]
+    assert table["day"].tolist() == [0, 1, 2, 3, 4]
     assert table["at_risk"].tolist() == [5, 5, 4, 2, 1]
-    assert table["events"].tolist() == [0, 1, 1, 1, 0]
-    assert table["censored"].tolist() == [0, 0, 1, 0, 1]
     assert np.allclose(table["survival"], [1, 0.8, 0.6, 0.3, 0.3])
+    # The band holds the estimate and stays within [0, 1].
+    assert (table["lower"] <= table["survival"] + 1e-12).all() and (table["survival"] <= table["upper"] + 1e-12).all()
+    assert table["lower"].min() >= 0 and table["upper"].max() <= 1
 
 
-def test_kaplan_meier_rejects_negative_durations():
+def test_durations_reject_a_cancellation_before_the_first_event():
+    lifetimes = pd.DataFrame({"userId": ["a"], "churn": [1], "churn_ts": [START], "first_ts": [START + DAY],
+                              "last_ts": [START + DAY]})
     with pytest.raises(ValueError, match="non-negative"):
-        kaplan_meier(pd.Series([1.0, -2.0]), pd.Series([1, 0]))
+        durations(lifetimes)
 
 
-def test_retention_curves_censor_non_churners_at_log_end():
+def test_retention_curves_censor_non_churners_at_log_end_and_compare_levels():
     lifetimes = pd.DataFrame({
         "userId": ["a", "b", "c"], "churn": [1, 0, 1],
         "churn_ts": [START + 2 * DAY, np.nan, START + 5 * DAY],
         "first_ts": [START, START, START + DAY], "last_ts": [START + 2 * DAY, START + 3 * DAY, START + 6 * DAY],
     })
-    curves = retention_curves(lifetimes)
-    everyone = curves[curves["group"].str.startswith("All")]
-    churners = curves[curves["group"].str.startswith("Churners")]
+    levels = pd.DataFrame({"userId": ["a", "b", "c"], "level": ["free", "paid", "free"], "churn": [1, 0, 1]})
+    curves, test = retention_curves(lifetimes, levels)
+    everyone = curves[curves["group"] == "All users (3)"]
     # a cancels on day 2, c on day 4 after first seen; b is censored at the log's end (day 6).
     assert everyone["day"].tolist() == [0, 2, 4, 6]
     assert np.allclose(everyone["survival"], [1, 2 / 3, 1 / 3, 1 / 3])
-    assert churners["survival"].iloc[-1] == 0
-    assert "All users (3)" in set(curves["group"]) and "Churners (2)" in set(curves["group"])
+    assert curves[curves["group"] == "free (2)"]["survival"].iloc[-1] == 0
+    assert set(curves["group"]) == {"All users (3)", "paid (1)", "free (2)"}
+    assert test["users_a"] == 1 and test["users_b"] == 2 and 0 <= test["p_value"] <= 1
 
 
 def test_churn_by_week_counts_cancellations_against_active_users():

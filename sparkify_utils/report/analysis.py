@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from sparkify_utils.artifacts import FEATURE_IMPORTANCE
 from sparkify_utils.data.schema import DAY_MS
+from sparkify_utils.modeling.survival import durations, kaplan_meier, logrank
 from sparkify_utils.report.run import ArtifactError
 
 ALL_LEVELS = "all"
@@ -17,42 +17,23 @@ ALL_LEVELS = "all"
 SHOWN_METRICS = {"f1": "churn F1", "pr_auc": "PR-AUC", "roc_auc": "ROC-AUC"}
 
 
-def kaplan_meier(durations: pd.Series, observed: pd.Series) -> pd.DataFrame:
-    """Product-limit survival estimate: one row per distinct time, starting at (0, 1.0).
+def retention_curves(lifetimes: pd.DataFrame, levels: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
+    """Share of users not yet cancelled by days since first seen (Kaplan-Meier with 95 % bands): all users,
+    and free vs paid (level at the last event, from ``levels``) with the log-rank test between them.
 
-    ``observed`` is 1 where the event happened at that duration and 0 where the user was still
-    under observation then (censored). At tied times events count before censorings, as usual.
+    Users who never cancelled are censored at the end of the log (they were still subscribed then).
     """
-    frame = pd.DataFrame({"t": np.asarray(durations, dtype=float), "d": np.asarray(observed, dtype=int)})
-    if frame["t"].isna().any() or (frame["t"] < 0).any():
-        raise ValueError("durations must be non-negative numbers; a user is seen after their last event?")
-    grouped = frame.groupby("t")["d"].agg(events="sum", leaving="size").sort_index()
-    at_risk = len(frame) - grouped["leaving"].cumsum().shift(fill_value=0)
-    survival = (1 - grouped["events"] / at_risk).cumprod()
-    table = pd.DataFrame({
-        "time": grouped.index, "at_risk": at_risk.to_numpy(), "events": grouped["events"].to_numpy(),
-        "censored": (grouped["leaving"] - grouped["events"]).to_numpy(), "survival": survival.to_numpy(),
-    })
-    start = pd.DataFrame({"time": [0.0], "at_risk": [len(frame)], "events": [0], "censored": [0], "survival": [1.0]})
-    return pd.concat([start, table], ignore_index=True)
-
-
-
-def retention_curves(lifetimes: pd.DataFrame) -> pd.DataFrame:
-    """Share of users not yet cancelled by days since first seen: all users (KM) and churners only.
-
-    Users who never cancelled are censored at the end of the log (they were still subscribed
-    then); churners' durations end at their cancellation, so their curve falls to zero.
-    """
-    end_ts = lifetimes["last_ts"].max()
-    churned = lifetimes["churn"].astype(int) == 1
-    stop = lifetimes["churn_ts"].where(churned, end_ts)
-    days = (stop - lifetimes["first_ts"]) / DAY_MS
-    curves = [
-        kaplan_meier(days, churned).assign(group=f"All users ({len(lifetimes)})"),
-        kaplan_meier(days[churned], churned[churned]).assign(group=f"Churners ({int(churned.sum())})"),
-    ]
-    return pd.concat(curves, ignore_index=True).assign(day=lambda t: t["time"])
+    lives = durations(lifetimes)
+    curves = [kaplan_meier(lives["days"], lives["event"], f"All users ({len(lives)})")]
+    test: dict = {}
+    if levels is not None:
+        level = lives["userId"].map(levels.assign(userId=levels["userId"].astype(str)).set_index("userId")["level"])
+        paid = (level == "paid").to_numpy()
+        for name, rows in (("paid", paid), ("free", ~paid)):
+            if rows.any():
+                curves.append(kaplan_meier(lives["days"][rows], lives["event"][rows], f"{name} ({int(rows.sum())})"))
+        test = logrank(lives["days"], lives["event"], paid)
+    return pd.concat(curves, ignore_index=True), test
 
 
 def churn_by_week(lifetimes: pd.DataFrame) -> pd.DataFrame:

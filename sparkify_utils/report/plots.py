@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -169,17 +170,33 @@ def write_figures(figures: dict[str, go.Figure], directory: Path) -> list[Path]:
 # --- dashboard figures (inputs computed by sparkify_utils.report.analysis) -------------------------------
 
 
-def retention_figure(curves: pd.DataFrame) -> go.Figure:
-    """Step curves of the share of users not yet cancelled by days since first seen, one per group."""
+def retention_figure(curves: pd.DataFrame, test: dict | None = None) -> go.Figure:
+    """Step curves of the share of users not yet cancelled by days since first seen, one per group, each with
+    its 95 % confidence band; ``test`` (a log-rank test between the segments) goes in the subtitle."""
+    palette = ["#333333", *CHURN_COLORS.values(), "#72B7B2", "#B279A2"]
     fig = go.Figure()
     for index, (group, curve) in enumerate(curves.groupby("group", sort=False)):
+        color = palette[index % len(palette)]
+        fig.add_scatter(x=curve["day"], y=curve["upper"], mode="lines", line_shape="hv", line_width=0,
+                        showlegend=False, hoverinfo="skip", legendgroup=group)
+        fig.add_scatter(x=curve["day"], y=curve["lower"], mode="lines", line_shape="hv", line_width=0,
+                        fill="tonexty", fillcolor=_transparent(color), showlegend=False, hoverinfo="skip",
+                        legendgroup=group)
         fig.add_scatter(
-            x=curve["day"], y=curve["survival"], mode="lines", line_shape="hv", name=group,
-            line_color=CHURN_COLORS[index % 2], customdata=curve["at_risk"],
+            x=curve["day"], y=curve["survival"], mode="lines", line_shape="hv", name=group, legendgroup=group,
+            line_color=color, customdata=curve["at_risk"],
             hovertemplate="day %{x:.1f}: %{y:.1%} not cancelled (%{customdata} at risk)<extra></extra>",
         )
-    fig = _layout(fig, "Retention by days since first seen", "days since first seen", "share not cancelled")
+    title = "Retention by days since first seen (95 % bands)"
+    if test and test.get("p_value") is not None and np.isfinite(test["p_value"]):
+        title += f"<br><sup>log-rank paid vs free: chi-square {test['statistic']:.2f}, p = {test['p_value']:.3g}</sup>"
+    fig = _layout(fig, title, "days since first seen", "share not cancelled")
     return fig.update_layout(yaxis={"tickformat": ".0%", "range": [0, 1.02]})
+
+
+def _transparent(hex_color: str, alpha: float = 0.15) -> str:
+    red, green, blue = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red}, {green}, {blue}, {alpha})"
 
 
 def churn_by_week_figure(weekly: pd.DataFrame) -> go.Figure:

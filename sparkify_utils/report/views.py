@@ -156,7 +156,8 @@ def _over_time(run: Run) -> list[Any]:
 
 
 def _retention(run: Run) -> list[Any]:
-    return [plots.retention_figure(retention_curves(_lifetimes(run)))]
+    curves, test = retention_curves(_lifetimes(run), run.csv(LEVEL_CHURN))
+    return [plots.retention_figure(curves, test)]
 
 
 #: Metrics the model comparison shows (of the seven in metrics.json), with their display names.
@@ -273,8 +274,9 @@ SECTIONS: dict[str, Section] = {
         "Churn over time", "Cancellations per week, and their share of the users active that week.", _over_time
     ),
     "retention": Section(
-        "Retention", "Share of users not yet cancelled, by days since first seen (Kaplan-Meier; users who "
-        "never cancelled count until the log ends).", _retention,
+        "Retention", "Share of users not yet cancelled, by days since first seen (Kaplan-Meier with 95 % "
+        "confidence bands; users who never cancelled count until the log ends), for all users and by level at "
+        "the last event, with the log-rank test between paid and free.", _retention,
     ),
     "models": Section(
         "Model comparison", "Each model's mean score over repeated cross-validation folds with its spread (± 1 sd), "

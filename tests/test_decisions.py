@@ -1,0 +1,114 @@
+"""Decision metrics on small constructed tables: lift and gains, campaign economics, calibration, survival."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import brier_score_loss
+
+from sparkify_utils.modeling import economics, lift, reliability, survival
+
+Y = np.array([1, 0, 1, 0, 0, 0, 1, 0, 0, 0])
+SCORE = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+
+
+def test_gains_and_lift_count_the_churners_reached():
+    gains = lift.gains_curve(Y, SCORE)
+    assert gains["churners_reached"].tolist() == [0, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]
+    assert gains["share_of_churners"].iloc[-1] == 1 and gains["share_contacted"].iloc[-1] == 1
+    table = lift.lift_table(Y, SCORE, shares=(0.1, 0.2, 0.5)).set_index("share")
+    assert table.loc[0.1, "k"] == 1 and table.loc[0.1, "precision"] == 1.0
+    assert table.loc[0.1, "lift"] == pytest.approx(1 / 0.3)  # base rate 3/10
+    assert table.loc[0.2, "capture"] == pytest.approx(1 / 3) and table.loc[0.5, "capture"] == pytest.approx(2 / 3)
+    assert lift.precision_at_k(Y, SCORE, 3) == pytest.approx(2 / 3)
+    # A perfect ranking reaches every churner in the first three users; a reversed one in the last three.
+    assert lift.lift_table(Y, Y, shares=(0.3,))["capture"].iloc[0] == 1
+    assert lift.lift_table(Y, -Y, shares=(0.3,))["capture"].iloc[0] == 0
+
+
+def test_lift_rejects_bad_inputs():
+    with pytest.raises(ValueError, match="differ in length"):
+        lift.gains_curve([1, 0], [0.5])
+    with pytest.raises(ValueError, match="share"):
+        lift.lift_table(Y, SCORE, shares=(0,))
+    with pytest.raises(ValueError, match="k=11"):
+        lift.precision_at_k(Y, SCORE, 11)
+
+
+def test_profit_curve_and_its_optimum():
+    econ = economics.Economics(contact_cost=1.0, churner_value=10.0, save_rate=0.5)
+    assert econ.break_even_probability == pytest.approx(0.2)
+    curve = economics.profit_curve(SCORE, econ, Y)
+    # Contacting user i is worth 5 * p_i - 1 in expectation: positive while p > 0.2.
+    assert curve["expected_profit"].iloc[1] == pytest.approx(5 * 0.9 - 1)
+    best = economics.best_campaign(curve)
+    assert best["k"] == 7 and best["threshold"] == pytest.approx(0.3)  # the users with p > 0.2
+    assert best["profit"] == pytest.approx(5 * SCORE[:7].sum() - 7)
+    # Realised: +4 for each churner contacted, -1 for each other user.
+    assert curve["realised_profit"].tolist()[:4] == [0, 4, 3, 7]
+    realised = economics.best_campaign(curve, "realised_profit")
+    assert realised["k"] == 7 and realised["profit"] == pytest.approx(8)  # the third churner is 7th
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [
+    ({"contact_cost": 0.0, "churner_value": 10.0, "save_rate": 0.5}, "contact_cost"),
+    ({"contact_cost": 1.0, "churner_value": -5.0, "save_rate": 0.5}, "churner_value"),
+    ({"contact_cost": 1.0, "churner_value": 10.0, "save_rate": 1.5}, "save_rate"),
+    ({"contact_cost": 1.0, "churner_value": 10.0, "save_rate": -0.1}, "save_rate"),
+])
+def test_economics_refuse_values_out_of_range_by_name(kwargs, name):
+    with pytest.raises(economics.EconomicsError, match=name):
+        economics.Economics(**kwargs)
+
+
+def test_brier_and_skill():
+    p = np.full(Y.size, 0.3)
+    assert reliability.brier(Y, p) == pytest.approx(brier_score_loss(Y, p))
+    assert reliability.brier_skill(Y, p, base_rate=0.3) == pytest.approx(0)
+    assert reliability.brier_skill(Y, Y.astype(float), base_rate=0.3) == pytest.approx(1)
+
+
+def test_reliability_curve_bins_hold_every_user():
+    rng = np.random.default_rng(0)
+    p = rng.random(1000)
+    y = (rng.random(1000) < p).astype(int)  # calibrated by construction
+    curve = reliability.reliability_curve(y, p, bins=10)
+    assert curve["users"].sum() == 1000 and len(curve) == 10
+    assert np.abs(curve["observed"] - curve["predicted"]).max() < 0.1
+
+
+def test_calibration_fixes_a_miscalibrated_score_and_keeps_a_calibrated_one():
+    rng = np.random.default_rng(1)
+    truth = rng.random(4000)
+    y = (rng.random(4000) < truth).astype(int)
+    squashed = truth ** 3  # ranks right, probabilities far too low
+    calibrator, table = reliability.choose_calibrator(y[:2000], squashed[:2000], seed=0)
+    assert calibrator.method in ("platt", "isotonic") and set(table["method"]) == set(reliability.METHODS)
+    before, after = reliability.brier(y[2000:], squashed[2000:]), reliability.brier(y[2000:], calibrator.transform(
+        squashed[2000:]))
+    assert after < before - 0.01
+    # Already calibrated scores: the raw ones are kept unless a method beats them on validation folds.
+    kept, table = reliability.choose_calibrator(y[:2000], truth[:2000], seed=0)
+    brier_by_method = table.set_index("method")["brier_mean"]
+    assert kept.method == brier_by_method.idxmin()
+    assert np.allclose(reliability.fit_calibrator(y, truth, "none").transform(truth), truth)
+
+
+def test_cox_model_finds_the_covariate_that_drives_the_hazard():
+    rng = np.random.default_rng(2)
+    n = 400
+    risk = rng.normal(size=n)
+    noise = rng.normal(size=n)
+    days = rng.exponential(30 / np.exp(risk))  # higher risk -> earlier cancellation
+    event = (days < 60).astype(int)
+    table = pd.DataFrame({"risk": risk, "noise": noise, "days": np.minimum(days, 60), "event": event})
+    train = np.arange(n) < 300
+    result = survival.fit_cox(table, ["risk", "noise"], train)
+    ratios = result.hazard_ratios.set_index("covariate")
+    assert ratios.at["risk", "hazard_ratio"] > 1.5 and ratios.at["risk", "p_value"] < 1e-6
+    assert ratios.at["noise", "lower_95"] < 1 < ratios.at["noise", "upper_95"]
+    assert 0.65 < result.concordance_test < 0.95 and result.test_users == 100
+    # Shuffled durations carry no signal: the held-out C-index falls to about 0.5.
+    shuffled = table.assign(days=rng.permutation(table["days"].to_numpy()), event=rng.permutation(event))
+    assert abs(survival.fit_cox(shuffled, ["risk", "noise"], train).concordance_test - 0.5) < 0.1
