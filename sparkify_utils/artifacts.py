@@ -93,7 +93,9 @@ FEATURE_IMPORTANCE = _a("feature_importance.csv", "run", "csv", MODELS, (DASHBOA
 AT_RISK = _a("at_risk_users.csv", "run", "csv", MODELS, (DASHBOARD,),
              "active users scored by the chosen model, riskiest first, with their main reasons",
              ("userId", "probability", "at_risk", "level", "recency_days", "top_features"))
-SAVED_MODELS = _a("models", "spark", "model", MODELS, (), "every fitted model, one directory per model")
+SAVED_MODELS = _a("models", "spark", "model", MODELS, (),
+                  "every fitted model, one directory per model: a Spark ML PipelineModel, or a scikit-learn "
+                  "model as a skops file (written by the driver: in the run directory when spark_dir is a URL)")
 
 #: Every artifact, in the order the steps write them.
 ARTIFACTS: tuple[Artifact, ...] = (

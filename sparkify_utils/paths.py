@@ -119,6 +119,16 @@ class RunPaths:
             raise ValueError(f"{artifact.name} is written by the driver: use RunPaths.file")
         return f"{self.spark_dir.rstrip('/')}/{artifact.name}"
 
+    def driver_dataset(self, artifact: Artifact) -> Path:
+        """Local path for a ``spark``-store artifact the driver writes itself (e.g. scikit-learn models).
+
+        In ``spark_dir`` when that is a local directory; in the run directory when it is a URL, which
+        only Spark can write to.
+        """
+        if artifact.store != "spark":
+            raise ValueError(f"{artifact.name} is a run-directory file: use RunPaths.file")
+        return (self.run_dir if is_url(self.spark_dir) else Path(self.spark_dir)) / artifact.name
+
     @property
     def figures(self) -> Path:
         """Directory of the figures (HTML) the dashboard reuses."""

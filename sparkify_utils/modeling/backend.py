@@ -1,8 +1,10 @@
-"""What a model backend provides to the comparison: fits on user splits, and what a fitted model can tell.
+"""What a model backend provides to the comparison, and which backend a run uses.
 
 The comparison (:mod:`sparkify_utils.modeling.compare`) owns the protocol: splits, tuning, CV,
 thresholds, metrics, verdict. A backend only fits ``(split, model, params)`` tasks on the per-user
 table and answers questions about a fitted model, so every backend is compared the same way.
+Two exist: scikit-learn on the driver (:mod:`~sparkify_utils.modeling.sklearn_backend`) for tables that
+fit in its memory, and Spark ML (:mod:`~sparkify_utils.modeling.spark_backend`) for larger ones.
 """
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+
+from sparkify_utils.modeling.table import ModelInputError
+
+#: Values of the ``model_backend`` parameter.
+BACKEND_CHOICES = ("auto", "sklearn", "spark")
 
 
 @dataclass
@@ -43,6 +50,8 @@ class Backend(Protocol):
     name: str
     #: Format of the saved models (said in ``metrics.json``).
     model_format: str
+    #: True when Spark writes the saved models (into ``spark_dir``); False when the driver writes local files.
+    saves_with_spark: bool
 
     def grid(self, model: str) -> list[dict[str, Any]]:
         """The tuning grid of ``model``."""
@@ -69,17 +78,41 @@ class Backend(Protocol):
         ...
 
     def vectors(self, fitted: Any, users: Any) -> pd.DataFrame:
-        """Per user of ``users`` (a table of this backend): ``userId``, ``probability`` and ``x``, the input vector."""
+        """Per user of ``users`` (a Spark DataFrame; scikit-learn also takes pandas): ``userId``, ``probability``
+        and ``x``, the input vector before any scaling."""
         ...
 
     def training_users(self) -> Any:
         """The training users of the final fit, as a table of this backend (for :meth:`vectors`)."""
         ...
 
-    def save(self, fitted: Any, path: str) -> None:
-        """Write a fitted model so that :func:`load` of the same backend reads it back."""
+    def save(self, fitted: Any, path: str) -> str:
+        """Write a fitted model into the directory ``path`` (its library reads it back); returns what it wrote."""
         ...
 
     def close(self) -> None:
         """Release what the backend cached."""
         ...
+
+
+def check_backend(model_backend: str, local_model_max_rows: int) -> None:
+    """Reject a ``model_backend`` or ``local_model_max_rows`` value, naming the choices."""
+    if model_backend not in BACKEND_CHOICES:
+        raise ModelInputError(
+            f"model_backend={model_backend!r} is not a backend: choose one of {list(BACKEND_CHOICES)} (auto picks "
+            "sklearn when the per-user table has at most local_model_max_rows rows, else spark)."
+        )
+    if local_model_max_rows < 0:
+        raise ModelInputError(f"local_model_max_rows={local_model_max_rows} must be >= 0 (e.g. 1000000).")
+
+
+def choose_backend(model_backend: str, users: int, local_model_max_rows: int) -> tuple[str, str]:
+    """The backend that models a table of ``users`` rows, and why (``auto``: scikit-learn up to the limit)."""
+    check_backend(model_backend, local_model_max_rows)
+    if model_backend != "auto":
+        return model_backend, f"model_backend={model_backend} was set explicitly"
+    if users <= local_model_max_rows:
+        return "sklearn", (f"auto: {users} users <= local_model_max_rows={local_model_max_rows}, so the table is "
+                           "modelled in the driver's memory with scikit-learn")
+    return "spark", (f"auto: {users} users > local_model_max_rows={local_model_max_rows}, so the table is "
+                     "modelled with Spark ML")

@@ -13,6 +13,9 @@ Protocol (one row per user, every split stratified on the label and seeded):
 4. Final: every model refit on all training users and scored once on the held-out test users; the best
    by mean CV churn-class F1 (ties: PR-AUC) scores the active users (:mod:`sparkify_utils.modeling.explain`).
 
+The same splits, folds, thresholds and metrics hold whichever backend fits the models
+(:func:`~sparkify_utils.modeling.backend.choose_backend`: scikit-learn on the driver, or Spark ML).
+
 Class imbalance is handled with instance weights computed from each fit's own training rows.
 Hyper-parameters are tuned once on all training users (not nested inside the comparison folds), so the
 CV table can flatter the tuned models slightly; the held-out numbers carry no such bias.
@@ -28,9 +31,10 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 
-from sparkify_utils.modeling.backend import Backend, Fitted
+from sparkify_utils.modeling.backend import Backend, Fitted, check_backend, choose_backend
 from sparkify_utils.modeling.baselines import RuleBaseline, baseline_scores, fit_rule
 from sparkify_utils.modeling.metrics import METRICS, best_f1_threshold, classification_metrics, confusion_counts
+from sparkify_utils.modeling.sklearn_backend import SklearnBackend
 from sparkify_utils.modeling.spark_backend import SparkBackend
 from sparkify_utils.modeling.splits import user_roles
 from sparkify_utils.modeling.table import (
@@ -67,6 +71,8 @@ class Comparison:
     fit_seconds: dict[str, float]
     chosen: str
     backend: Backend
+    #: Why this backend fits the models (the ``model_backend`` choice).
+    backend_reason: str
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -86,9 +92,15 @@ def compare_models(
     tuning_folds: int = 3,
     parallelism: int = 2,
     baseline_feature: str = "songs",
+    model_backend: str = "auto",
+    local_model_max_rows: int = 1_000_000,
 ) -> Comparison:
-    """Tune, compare (repeated CV), refit and test ``models`` and the baselines on a per-user table."""
+    """Tune, compare (repeated CV), refit and test ``models`` and the baselines on a per-user table.
+
+    ``model_backend``: ``sklearn``, ``spark``, or ``auto`` (sklearn up to ``local_model_max_rows`` users).
+    """
     check_parameters(models, test_fraction, cv_folds, cv_repeats, tuning_folds)
+    check_backend(model_backend, local_model_max_rows)
     spec = feature_spec(features, id_col, label_col)
     # One row per user: small enough to split and check on the driver.
     table = features.select(id_col, label_col, *spec.columns).toPandas()
@@ -96,7 +108,9 @@ def compare_models(
     table = table.sort_values(id_col, key=lambda s: s.astype(str), kind="mergesort").reset_index(drop=True)
     y = table[label_col].to_numpy(float)
     roles, groups = user_roles(y, test_fraction, cv_folds, cv_repeats, tuning_folds, seed)
-    backend = SparkBackend(features, table, roles, spec, seed, parallelism)
+    backend_name, backend_reason = choose_backend(model_backend, len(table), local_model_max_rows)
+    backend: Backend = (SklearnBackend(table, roles, spec, seed, parallelism) if backend_name == "sklearn"
+                        else SparkBackend(features, table, roles, spec, seed, parallelism))
     timings: dict[str, float] = {}
     try:
         start = time.perf_counter()
@@ -128,15 +142,14 @@ def compare_models(
         test_rows.append(_metric_row(name, y[test_mask], score, threshold))
         predictions.append(_prediction_frame(ids[test_mask], y[test_mask], score, threshold, name))
 
-    summary = cv_summary(folds)
-    ranked = summary.loc[list(models)].sort_values(["f1_mean", "pr_auc_mean"], ascending=False)
     fitted_models = {fit.model: backend.set_threshold(fit.fitted, tuning[fit.model]["threshold"]) for fit in final}
     feature_names = backend.feature_names(fitted_models[models[0]])
     return Comparison(
         spec=spec,
         parameters={"id_col": id_col, "label_col": label_col, "models": list(models), "seed": seed,
                     "test_fraction": test_fraction, "cv_folds": cv_folds, "cv_repeats": cv_repeats,
-                    "tuning_folds": tuning_folds, "parallelism": parallelism, "baseline_feature": baseline_feature},
+                    "tuning_folds": tuning_folds, "parallelism": parallelism, "baseline_feature": baseline_feature,
+                    "model_backend": model_backend, "local_model_max_rows": local_model_max_rows},
         split={"users": len(y), "churners": int(y.sum()), "train_users": int(train_mask.sum()),
                "train_churners": int(y[train_mask].sum()), "test_users": int(test_mask.sum()),
                "test_churners": int(y[test_mask].sum()),
@@ -154,9 +167,17 @@ def compare_models(
         feature_names=feature_names,
         timings=timings,
         fit_seconds={fit.model: fit.seconds for fit in final},
-        chosen=str(ranked.index[0]),
+        chosen=choose_model(folds, models),
         backend=backend,
+        backend_reason=backend_reason,
     )
+
+
+def choose_model(folds: pd.DataFrame, models: Sequence[str]) -> str:
+    """The model (never a baseline) with the highest mean CV churn-class F1; ties go to the higher PR-AUC."""
+    ranked = cv_summary(folds).loc[list(models)].sort_values(["f1_mean", "pr_auc_mean"], ascending=False,
+                                                             kind="mergesort")
+    return str(ranked.index[0])
 
 
 def _tune(backend: Backend, splits: list[str], models: list[str]) -> dict[str, dict[str, Any]]:

@@ -52,7 +52,10 @@ def metrics_document(result: Comparison, at_risk: AtRiskList | None = None) -> d
     folds = {name: {m: group[m].tolist() for m in METRICS} for name, group in result.folds.groupby("model", sort=False)}
     document = {
         "chosen_model": result.chosen,
-        "selection": "highest mean CV churn-class F1 (ties: PR-AUC) among the Spark models",
+        "selection": f"highest mean CV churn-class F1 (ties: PR-AUC) among the models ({', '.join(result.models)}), "
+                     "never a baseline",
+        "backend": {"name": result.backend.name, "reason": result.backend_reason,
+                    "model_format": result.backend.model_format},
         "verdict": verdict(result),
         "parameters": result.parameters,
         "split": result.split,
@@ -75,9 +78,10 @@ def metrics_document(result: Comparison, at_risk: AtRiskList | None = None) -> d
 def save_artifacts(result: Comparison, paths: RunPaths, at_risk: AtRiskList | None = None) -> dict[str, str]:
     """Write the models (by the backend), predictions/importance/at-risk CSVs and ``metrics.json`` (driver)."""
     written = {}
+    backend = result.backend
+    models_dir = paths.dataset(SAVED_MODELS) if backend.saves_with_spark else str(paths.driver_dataset(SAVED_MODELS))
     for name, model in result.models.items():
-        written[f"model_{name}"] = f"{paths.dataset(SAVED_MODELS)}/{name}"
-        result.backend.save(model, written[f"model_{name}"])
+        written[f"model_{name}"] = backend.save(model, f"{models_dir}/{name}")
     tables = {PREDICTIONS: result.predictions, FEATURE_IMPORTANCE: result.importance}
     if at_risk is not None:
         tables[AT_RISK] = at_risk.table

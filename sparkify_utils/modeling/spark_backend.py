@@ -27,6 +27,16 @@ from pyspark.sql import functions as F
 from pyspark.util import inheritable_thread_target
 
 from sparkify_utils.modeling.backend import Fitted, grid_points
+from sparkify_utils.modeling.encoding import (
+    BOOSTING_ROUNDS,
+    BOOSTING_STEP,
+    BOOSTING_SUBSAMPLE,
+    FOREST_FEATURES,
+    FOREST_TREES,
+    IMPUTE_STRATEGY,
+    MIN_LEAF_USERS,
+    OTHER,
+)
 from sparkify_utils.modeling.splits import class_weights
 from sparkify_utils.modeling.table import FINAL, LABEL, MODEL_NAMES, ROLE, ROW, WEIGHT, FeatureSpec, ModelInputError
 
@@ -46,7 +56,7 @@ _BOOL_SUFFIX, _INDEX_SUFFIX, _ONEHOT_SUFFIX = "__num", "__idx", "__ohe"
 
 
 def preprocessing_stages(spec: FeatureSpec) -> list[Any]:
-    """Booleans to numbers, median imputation, one-hot strings (unseen/null kept), assemble ``__features``."""
+    """The :mod:`~sparkify_utils.modeling.encoding` steps as Spark ML stages, assembled into ``__features``."""
     stages: list[Any] = []
     numeric = list(spec.numeric) + [c + _BOOL_SUFFIX for c in spec.boolean]
     if spec.boolean:
@@ -54,7 +64,7 @@ def preprocessing_stages(spec: FeatureSpec) -> list[Any]:
         stages.append(SQLTransformer(statement=f"SELECT *, {casts} FROM __THIS__"))
     if numeric:
         # In place, so the assembled vector keeps the original feature names.
-        stages.append(Imputer(inputCols=numeric, outputCols=numeric, strategy="median"))
+        stages.append(Imputer(inputCols=numeric, outputCols=numeric, strategy=IMPUTE_STRATEGY))
     onehot = [c + _ONEHOT_SUFFIX for c in spec.categorical]
     if spec.categorical:
         indexed = [c + _INDEX_SUFFIX for c in spec.categorical]
@@ -73,13 +83,15 @@ def model_stages(name: str, params: dict[str, Any], seed: int) -> list[Any]:
         lr = LogisticRegression(**{**common, "featuresCol": _SCALED}, maxIter=50, standardization=False, **params)
         return [scaler, lr]
     if name == "dt":
-        return [DecisionTreeClassifier(**common, minInstancesPerNode=5, seed=seed, **params)]
+        return [DecisionTreeClassifier(**common, minInstancesPerNode=MIN_LEAF_USERS[name], seed=seed, **params)]
     if name == "rf":
-        return [RandomForestClassifier(**common, numTrees=50, featureSubsetStrategy="sqrt", minInstancesPerNode=2,
-                                       seed=seed, **params)]
+        return [RandomForestClassifier(**common, numTrees=FOREST_TREES, featureSubsetStrategy=FOREST_FEATURES,
+                                       minInstancesPerNode=MIN_LEAF_USERS[name], seed=seed, **params)]
     if name == "gbt":
         # Few, larger steps: each boosting round is several Spark jobs, the main cost of the comparison.
-        return [GBTClassifier(**common, maxIter=10, stepSize=0.3, subsamplingRate=0.8, seed=seed, **params)]
+        return [GBTClassifier(**common, maxIter=BOOSTING_ROUNDS, stepSize=BOOSTING_STEP,
+                              subsamplingRate=BOOSTING_SUBSAMPLE, minInstancesPerNode=MIN_LEAF_USERS[name],
+                              seed=seed, **params)]
     raise ModelInputError(f"Unknown model {name!r}: choose from {list(MODEL_NAMES)}.")
 
 
@@ -104,6 +116,7 @@ class SparkBackend:
 
     name = "spark"
     model_format = "Spark ML PipelineModel directory (pyspark.ml.PipelineModel.load)"
+    saves_with_spark = True
 
     def __init__(self, features: DataFrame, table: pd.DataFrame, roles: pd.DataFrame, spec: FeatureSpec, seed: int,
                  parallelism: int) -> None:
@@ -167,7 +180,7 @@ class SparkBackend:
         schema = prep.transform(self.data.limit(0)).schema[_FEATURES]
         attrs = [a for group in schema.metadata["ml_attr"]["attrs"].values() for a in group]
         names = [a["name"] for a in sorted(attrs, key=lambda a: a["idx"])]
-        return [n.replace(_ONEHOT_SUFFIX + "_", "=").replace(_BOOL_SUFFIX, "").replace("=__unknown", "=(other)")
+        return [n.replace(_ONEHOT_SUFFIX + "_", "=").replace(_BOOL_SUFFIX, "").replace("=__unknown", f"={OTHER}")
                 for n in names]
 
     def importance(self, model: str, fitted: PipelineModel) -> tuple[np.ndarray, np.ndarray | None]:
@@ -207,9 +220,10 @@ class SparkBackend:
         train_ids = self.assignment.filter(F.col(FINAL) == "fit").select(self.spec.id_col)
         return self.features.join(F.broadcast(train_ids), on=self.spec.id_col)
 
-    def save(self, fitted: PipelineModel, path: str) -> None:
-        """Write the pipeline (preprocessing + model) as a Spark ML directory."""
+    def save(self, fitted: PipelineModel, path: str) -> str:
+        """Write the pipeline (preprocessing + model) as a Spark ML directory; returns ``path``."""
         fitted.write().overwrite().save(path)
+        return path
 
     def close(self) -> None:
         """Release the cached modelling table."""
