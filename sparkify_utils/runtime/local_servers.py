@@ -10,7 +10,7 @@ clients, so anything that needs the driver's JVM from Python (``sparkContext``, 
 
 Try it::
 
-    python -m sparkify_utils.runtime.local_servers            # prints the master URL, Ctrl-C stops the cluster
+    python -m sparkify_utils.runtime.local_servers            # prints the master URL; Ctrl-C (or kill) stops it
     PYSPARK_PYTHON=.venv/bin/python sparkify run -p spark_master=spark://127.0.0.1:7077
     python -m sparkify_utils.runtime.local_servers --connect  # a Spark Connect server on sc://127.0.0.1:15002
 """
@@ -256,8 +256,18 @@ def _accepts(port: int) -> bool:
         return sock.connect_ex((HOST, port)) == 0
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    """Handle SIGTERM/SIGHUP like Ctrl-C, once: a second signal must not cut the servers' stop short."""
+    signal.signal(signum, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run a local cluster (or, with --connect, a Spark Connect server) in the foreground until Ctrl-C."""
+    """Run a local cluster (or, with --connect, a Spark Connect server) in the foreground until Ctrl-C or SIGTERM."""
+    # The JVMs run in their own sessions, so they outlive this process unless it stops them. Python's default
+    # SIGTERM (kill, a CI runner, a service manager) and SIGHUP (a closed terminal) exit without unwinding.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     parser = argparse.ArgumentParser(prog="python -m sparkify_utils.runtime.local_servers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=2)
@@ -278,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Spark standalone cluster: {servers.master_url}  (web UI {servers.webui_url})")
         print(f"  {args.workers} workers x {args.cores} core(s), {args.memory} each; logs in {servers.work_dir}")
         print(f"  try: PYSPARK_PYTHON={sys.executable} sparkify run -p spark_master={servers.master_url}")
-    print("  Ctrl-C stops it.")
+    print("  Ctrl-C or SIGTERM stops it.", flush=True)
     with servers, contextlib.suppress(KeyboardInterrupt):
         while all(proc.poll() is None for proc in servers.processes.values()):
             time.sleep(1)

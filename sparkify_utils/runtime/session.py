@@ -1,18 +1,34 @@
-"""The one way every notebook, test and benchmark gets a SparkSession."""
+"""The one way every notebook, test and benchmark gets a SparkSession, and the watch over a standalone master.
+
+A driver whose standalone master dies keeps waiting for it to come back: Spark has no setting that gives
+up (executors keep running until their workers give up, then nothing can replace them and the job
+waits until the cell times out, an hour later). So on ``spark://`` masters a watchdog thread fails the
+application's jobs, naming the master, once it has been unreachable for ``MASTER_LOST_TIMEOUT_KEY``
+seconds, and a master that does not answer at all is refused before any JVM starts.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 MIN_JAVA = 17
 _LOG4J = Path(__file__).with_name("log4j2.properties")
+#: ``spark_conf`` key: seconds a standalone master may stay unreachable before the run is failed.
+MASTER_LOST_TIMEOUT_KEY = "spark.sparkify.masterLostTimeout"
+#: Its default, Spark's own default network timeout: long enough for a master restarted by a supervisor.
+MASTER_LOST_TIMEOUT = 120.0
+#: Seconds between two checks of the master, and the connect timeout of each.
+_PROBE_INTERVAL = 5.0
 
 
 class SparkSetupError(RuntimeError):
@@ -69,6 +85,13 @@ def get_spark(
             builder = builder.config(key, value)
         return builder.getOrCreate()
 
+    masters = standalone_masters(spark_master)
+    lost_timeout = _seconds(conf.get(MASTER_LOST_TIMEOUT_KEY, MASTER_LOST_TIMEOUT), MASTER_LOST_TIMEOUT_KEY)
+    if masters and not any(_answers(address) for address in masters):
+        raise SparkSetupError(
+            f"The Spark master {spark_master} does not answer (nothing accepts connections at "
+            f"{', '.join(f'{h}:{p}' for h, p in masters)}): start the cluster, or fix spark_master."
+        )
     if java_major_version() < MIN_JAVA:
         raise SparkSetupError(
             f"PySpark 4 needs Java {MIN_JAVA}+, but `java -version` reports Java "
@@ -92,4 +115,84 @@ def get_spark(
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    if masters:
+        MasterWatchdog(spark, spark_master, masters, lost_timeout).start()
     return spark
+
+
+def standalone_masters(spark_master: str) -> list[tuple[str, int]]:
+    """The ``(host, port)`` of each master of a ``spark://`` URL (several with standby masters); else empty."""
+    if not spark_master.startswith("spark://"):
+        return []
+    addresses = []
+    for address in spark_master.removeprefix("spark://").split(","):
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise SparkSetupError(f"spark_master {spark_master!r}: {address!r} is not host:port (e.g. spark://h:7077).")
+        addresses.append((host, int(port)))
+    return addresses
+
+
+def _seconds(value: object, key: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if seconds <= 0:
+        raise SparkSetupError(f"{key} must be a positive number of seconds, got {value!r}.")
+    return seconds
+
+
+def _answers(address: tuple[str, int]) -> bool:
+    """True if something accepts TCP connections at ``address`` (a master's RPC port) right now."""
+    try:
+        with socket.create_connection(address, timeout=_PROBE_INTERVAL):
+            return True
+    except OSError:
+        return False
+
+
+class MasterWatchdog(threading.Thread):
+    """Fails the jobs of a standalone application whose master stays unreachable for ``timeout`` seconds.
+
+    Spark's driver only logs "waiting for master to reconnect": running executors go on until their workers
+    give up on the master, and then nothing replaces them, so the job waits forever. The watchdog cancels
+    the running jobs with a reason naming the master (the cell fails with it) and stops the SparkContext,
+    so later jobs fail at once instead of waiting. It ends with the SparkContext.
+    """
+
+    def __init__(self, spark: SparkSession, url: str, masters: list[tuple[str, int]], timeout: float) -> None:
+        super().__init__(name="sparkify-master-watchdog", daemon=True)
+        self.spark, self.url, self.masters, self.timeout = spark, url, masters, timeout
+
+    def _context_stopped(self) -> bool:
+        try:
+            return self.spark.sparkContext._jsc.sc().isStopped()
+        except Exception:  # noqa: BLE001 - the gateway is gone with the driver: nothing left to watch
+            return True
+
+    def run(self) -> None:
+        """Probe the masters every few seconds until the context stops or they stay unreachable too long."""
+        unreachable_since = None
+        while not self._context_stopped():
+            if any(_answers(address) for address in self.masters):
+                unreachable_since = None
+            else:
+                unreachable_since = unreachable_since or time.monotonic()
+                if time.monotonic() - unreachable_since >= self.timeout:
+                    self.fail()
+                    return
+            time.sleep(_PROBE_INTERVAL)
+
+    def fail(self) -> None:
+        """Cancel every running job with the reason, then stop the SparkContext."""
+        reason = (
+            f"Lost the Spark cluster: its master {self.url} has not answered for {self.timeout:.0f} s, so "
+            f"executors that stop cannot be replaced and no new application can start. Restart the cluster "
+            f"and run again ({MASTER_LOST_TIMEOUT_KEY} in spark_conf sets this wait)."
+        )
+        print(reason, file=sys.stderr, flush=True)
+        context = self.spark.sparkContext
+        for job in context.statusTracker().getActiveJobsIds():
+            context._jsc.sc().cancelJob(job, reason)
+        self.spark.stop()
