@@ -12,7 +12,8 @@ from sparkify_utils import artifacts, paths
 def _run(args: argparse.Namespace) -> int:
     from sparkify_utils.runtime.runner import run
 
-    run_dir = run(args.params, args.param, args.only, cell_timeout=args.cell_timeout)
+    run_dir = run(args.params, args.param, args.only, cell_timeout=args.cell_timeout, force=args.force,
+                  shared_spark=args.shared_spark)
     print(f"\nDone. Results: {run_dir}")
     print(f"  executed notebooks: {run_dir / artifacts.EXECUTED.name}")
     print(f"  latest run link:    {paths.latest_link()}")
@@ -60,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override one parameter (repeatable)")
     run.add_argument("--only", nargs="+", metavar="NOTEBOOK", help=f"run only these of {artifacts.STEPS}")
     run.add_argument("--cell-timeout", type=int, default=3600, help="seconds per cell before failing")
+    run.add_argument("--force", action="store_true",
+                     help="run every step, even those an earlier run computed from the same input, parameters and code")
+    run.add_argument("--shared-spark", action=argparse.BooleanOptionalAction, default=True,
+                     help="with a local spark_master, one Spark Connect server for the whole run instead of a "
+                          "Spark driver per notebook (default: %(default)s)")
     run.set_defaults(func=_run)
 
     gen = sub.add_parser("generate", help="write a synthetic Sparkify-format event log")
@@ -95,8 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Known, user-fixable problems get one clear line, not a traceback.
         print(f"sparkify {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"sparkify {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        # One line instead of a traceback; the runner's message says what became of the run.
+        print(f"sparkify {args.command}: {exc or 'interrupted'}", file=sys.stderr)
         return 130
 
 

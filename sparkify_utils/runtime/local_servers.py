@@ -29,11 +29,14 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
 import pyspark
+
+from sparkify_utils.runtime.session import LOG4J_CONFIG
 
 HOST = "127.0.0.1"
 #: How long the JVMs get to start and the workers to register with the master.
@@ -220,22 +223,28 @@ def start_connect_server(
     work_dir: str | Path | None = None,
     port: int = 0,
     timeout: float = START_TIMEOUT,
+    conf: Mapping[str, Any] | None = None,
 ) -> LocalServers:
     """Start a Spark Connect server (its driver on ``master``) on 127.0.0.1; return once it accepts clients.
 
-    The result's ``master_url`` is the ``sc://`` URL to pass as ``spark_master``. Needs the client
-    libraries of ``pip install -e .[connect]`` in the process that connects.
+    The result's ``master_url`` is the ``sc://`` URL to pass as ``spark_master``. ``conf`` adds Spark
+    settings (a client can change only SQL settings of its session; the others are fixed at the
+    server's start). Needs the client libraries of ``pip install -e .[connect]`` in the process that connects.
     """
     owns = work_dir is None
     root = Path(work_dir or tempfile.mkdtemp(prefix="sparkify-connect-")).resolve()
     port = free_port(port)
     server = LocalServers(master_url=f"sc://{HOST}:{port}", work_dir=root, _owns_work_dir=owns)
+    settings = {
+        "spark.connect.grpc.binding.address": HOST, "spark.connect.grpc.binding.port": port,
+        "spark.ui.enabled": "false", **(conf or {}),
+    }
     try:
         server._launch("connect-server", [
             str(spark_script("spark-submit")), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
             "--name", "sparkify-connect-server", "--master", master, "--driver-memory", driver_memory,
-            "--conf", f"spark.connect.grpc.binding.address={HOST}", "--conf", f"spark.connect.grpc.binding.port={port}",
-            "--conf", "spark.ui.enabled=false",
+            "--driver-java-options", f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}",
+            *(arg for key, value in settings.items() for arg in ("--conf", f"{key}={value}")),
         ])
         deadline = time.monotonic() + timeout
         while not _accepts(port):
@@ -248,6 +257,17 @@ def start_connect_server(
         server.stop()
         raise
     return server
+
+
+def connect_client_problem() -> str | None:
+    """Why this Python cannot be a Spark Connect client (None: it can): the libraries of ``.[connect]``."""
+    from pyspark.sql.connect.utils import check_dependencies
+
+    try:
+        check_dependencies()
+    except ImportError as exc:
+        return f"{exc} (pip install -e '.[connect]')"
+    return None
 
 
 def _accepts(port: int) -> bool:

@@ -7,6 +7,7 @@ wrote and ``manifest.json`` (parameters, versions, input fingerprint, timings, s
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import glob
 import hashlib
@@ -18,19 +19,30 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from sparkify_utils import artifacts, paths
+from sparkify_utils.runtime import reuse
+from sparkify_utils.runtime.execute import (
+    KernelNotRegistered,
+    check_kernel,
+    execute_notebook,
+    sigint_ignored,
+    sigterm_as_interrupt,
+)
+from sparkify_utils.runtime.local_servers import ClusterError, connect_client_problem, start_connect_server
 from sparkify_utils.runtime.params import (
+    RUNNER_KEYS,
     ParamError,
     load_params_file,
     notebook_parameters,
     parse_overrides,
     split_by_notebook,
 )
+from sparkify_utils.runtime.session import SPARK_REMOTE_ENV
 
 #: Default per-cell timeout, generous enough for the full-size log on one machine.
 DEFAULT_CELL_TIMEOUT = 3600
@@ -162,23 +174,6 @@ def point_latest(run_dir: Path) -> None:
     os.replace(tmp, link)
 
 
-def _default_execute(notebook: Path, output: Path, parameters: dict[str, Any], cell_timeout: int) -> None:
-    import papermill
-
-    papermill.execute_notebook(
-        str(notebook),
-        str(output),
-        parameters=parameters,
-        kernel_name=paths.KERNEL_NAME,
-        execution_timeout=cell_timeout,
-        progress_bar=False,
-        log_output=False,
-        cwd=str(paths.PROJECT_ROOT),
-        # The kernel is local to this batch; its start-up notice about unencrypted TCP would repeat per notebook.
-        extra_arguments=["--IPKernelApp.log_level=ERROR"],
-    )
-
-
 def _failure_message(name: str, output: Path, exc: BaseException) -> str:
     cell = getattr(exc, "exec_count", None) or getattr(exc, "cell_index", None)
     where = f" in cell [{cell}]" if cell is not None else ""
@@ -186,17 +181,67 @@ def _failure_message(name: str, output: Path, exc: BaseException) -> str:
     return f"Notebook {name} failed{where}: {detail}\n  executed copy: {output}"
 
 
-def check_kernel() -> None:
-    """Fail early, with the fix, when the project's Jupyter kernel is not registered."""
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+def _figures(run_dir: Path) -> dict[str, int]:
+    """Modification time of every figure file, by path inside ``figures/`` (the steps share the folder)."""
+    root = run_dir / artifacts.FIGURES.name
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
 
+
+@contextlib.contextmanager
+def _spark_for_run(
+    steps: Sequence[str], effective: dict[str, dict[str, Any]], shared: bool, echo: Callable[[str], None],
+) -> Iterator[dict[str, Any]]:
+    """One Spark Connect server for the run's notebooks when their master is local; yields how Spark runs.
+
+    The kernels inherit ``SPARKIFY_SPARK_REMOTE``, which ``get_spark`` uses for a local master, so the
+    notebooks' parameters stay as the user wrote them. Stopped however the run ends.
+    """
+    spark_steps = [s for s in steps if "spark_master" in effective[s]]
+    master = effective[spark_steps[0]]["spark_master"] if spark_steps else ""
+    # Only the runner sets the variable: a value left in the environment must not reach these kernels.
+    previous = os.environ.pop(SPARK_REMOTE_ENV, None)
+    server, info = None, {"mode": "per-notebook" if spark_steps else "none"}
+    problem = connect_client_problem() if shared and master.startswith("local") else None
+    if problem:
+        echo(f"Each notebook starts its own Spark: no Spark Connect client here ({problem}).")
+    elif shared and master.startswith("local"):
+        settings, started = effective[spark_steps[0]], time.perf_counter()
+        try:
+            server = start_connect_server(master=master, driver_memory=settings["driver_memory"],
+                                          conf=settings.get("spark_conf") or {})
+        except ClusterError as exc:
+            echo(f"Each notebook starts its own Spark: the run's Spark Connect server did not start ({exc})")
+            info["connect_server_error"] = str(exc).splitlines()[0]
+    if server:
+        info = {"mode": "connect-server", "url": server.master_url, "pid": server.processes["connect-server"].pid,
+                "master": master, "driver_memory": settings["driver_memory"],
+                "start_seconds": round(time.perf_counter() - started, 1)}
+        echo(f"Spark for this run: {server.master_url} ({master}, driver memory {settings['driver_memory']}), "
+             f"started in {info['start_seconds']:.1f} s")
+        os.environ[SPARK_REMOTE_ENV] = server.master_url
     try:
-        KernelSpecManager().get_kernel_spec(paths.KERNEL_NAME)
-    except NoSuchKernel:
-        raise RunError(
-            f"The Jupyter kernel {paths.KERNEL_NAME!r} is not registered. Run `make setup`, or "
-            f"`python -m ipykernel install --sys-prefix --name {paths.KERNEL_NAME}` in this environment."
-        ) from None
+        yield info
+    finally:
+        with sigint_ignored():
+            os.environ.pop(SPARK_REMOTE_ENV, None)
+            if previous is not None:
+                os.environ[SPARK_REMOTE_ENV] = previous
+            if server:
+                server.stop()
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The run was stopped with Ctrl-C; the message says where, and that ``latest`` is unchanged."""
+
+
+def _current(
+    effective: dict[str, dict[str, Any]], input_info: dict[str, Any], versions: dict[str, Any]
+) -> reuse.Current:
+    return reuse.Current(
+        fingerprint=input_info.get("fingerprint"),
+        parameters={step: redact(values) for step, values in effective.items()},
+        code={step: reuse.code_fingerprint(step, versions) for step in artifacts.STEPS},
+    )
 
 
 def run(
@@ -206,64 +251,132 @@ def run(
     cell_timeout: int = DEFAULT_CELL_TIMEOUT,
     execute: Callable[[Path, Path, dict[str, Any], int], None] | None = None,
     echo: Callable[[str], None] = print,
+    force: bool = False,
+    shared_spark: bool = True,
 ) -> Path:
-    """Run the notebooks into a new run directory and return it; raise RunError on failure."""
+    """Run the notebooks into a new run directory and return it; raise RunError on failure.
+
+    Steps that an earlier run computed from the same input, parameters and code are reused (see
+    :mod:`sparkify_utils.runtime.reuse`) unless ``force``; ``shared_spark`` starts one Spark Connect
+    server for the run's notebooks when their master is local. Ctrl-C raises :class:`RunInterrupted`.
+    """
     params_file = Path(params_file) if params_file else paths.PARAMS_DIR / "default.yaml"
     params = {**load_params_file(params_file), **parse_overrides(overrides)}
-    notebooks = select_notebooks(only)
+    selected = select_notebooks(only)
     declared = {nb: notebook_parameters(paths.notebook_path(nb)) for nb in artifacts.STEPS}
     per_notebook = split_by_notebook(params, declared)
     input_path = paths.resolve_input_path(str(params.get("input_path", "")))
-    if artifacts.EDA in notebooks:
+    if artifacts.EDA in selected:
         ensure_input(input_path, echo)
     if execute is None:
-        check_kernel()
-        execute = _default_execute
+        try:
+            check_kernel()
+        except KernelNotRegistered as exc:
+            raise RunError(str(exc)) from None
+        execute = execute_notebook
 
     run_id = new_run_id()
     run_dir = paths.runs_dir() / run_id
-    (run_dir / artifacts.EXECUTED.name).mkdir(parents=True)
+    spark_dir = str(params.get("spark_dir") or "")
+    # A shared spark_dir (e.g. s3a://bucket/sparkify) gets one folder per run, like run_dir.
+    run_spark_dir = f"{spark_dir.rstrip('/')}/{run_id}" if spark_dir else ""
+    effective = {
+        nb: {k: v for k, v in {**declared[nb], **per_notebook[nb]}.items() if k not in RUNNER_KEYS}
+        | ({"spark_dir": run_spark_dir} if "spark_dir" in declared[nb] else {})
+        for nb in artifacts.STEPS
+    }
+    versions = environment_versions()
+    input_info = fingerprint_input(input_path)
+    current = _current(effective, input_info, versions)
+    try:
+        plan = reuse.plan(selected, bool(only), current, reuse.earlier_runs(), force=force,
+                          local_spark_dir=not paths.is_url(spark_dir))
+    except reuse.ReuseError as exc:
+        raise RunError(str(exc)) from None
+
+    layout = paths.run_paths(str(run_dir), run_spark_dir)
+    (run_dir / artifacts.EXECUTED.name).mkdir()
     manifest: dict[str, Any] = {
         "run_id": run_id,
         "status": "running",
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "params_file": str(params_file),
         "parameters": redact(params),
-        "notebooks": {nb: {"status": "pending"} for nb in notebooks},
+        "notebooks": {nb: {"status": "pending"} for nb in artifacts.STEPS if nb in plan.reused + plan.run},
+        "reuse": {"from": plan.source.run_id if plan.source else None, "steps": list(plan.reused),
+                  "message": plan.message()},
         "git": _git_commit(),
-        "versions": environment_versions(),
-        "input": fingerprint_input(input_path) if artifacts.EDA in notebooks else None,
+        "versions": versions,
+        "input": input_info,
+        "spark_dir": layout.spark_dir,
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
     manifest_path = run_dir / artifacts.MANIFEST.name
     _write_json(manifest_path, manifest)
     echo(f"Run {run_id} -> {run_dir}")
+    echo(plan.message())
     started = time.perf_counter()
-    for index, name in enumerate(notebooks, 1):
-        output = run_dir / artifacts.EXECUTED.name / f"{name}.ipynb"
-        nb_params = {**per_notebook[name], "run_dir": str(run_dir)}
-        if nb_params.get("spark_dir"):
-            # A shared spark_dir (e.g. s3a://bucket/sparkify) gets one folder per run, like run_dir.
-            nb_params["spark_dir"] = f"{nb_params['spark_dir'].rstrip('/')}/{run_id}"
-        echo(f"[{index}/{len(notebooks)}] {name} ...")
-        t0 = time.perf_counter()
+    with sigterm_as_interrupt():
         try:
-            execute(paths.notebook_path(name), output, nb_params, cell_timeout)
-        except BaseException as exc:  # noqa: BLE001 - record interrupts too, then re-raise
-            seconds = round(time.perf_counter() - t0, 1)
-            manifest["notebooks"][name] = {"status": "failed", "seconds": seconds, "output": str(output)}
-            manifest.update(status="failed", error=_failure_message(name, output, exc))
-            manifest["seconds"] = round(time.perf_counter() - started, 1)
+            manifest["notebooks"].update(reuse.materialize(plan, run_dir, layout.spark_dir))
             _write_json(manifest_path, manifest)
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            raise RunError(manifest["error"] + "\n  outputs/latest was left unchanged.") from exc
-        seconds = round(time.perf_counter() - t0, 1)
-        manifest["notebooks"][name] = {"status": "ok", "seconds": seconds, "output": str(output)}
-        _write_json(manifest_path, manifest)
-        echo(f"[{index}/{len(notebooks)}] {name} done in {seconds:.1f} s")
+            with _spark_for_run(plan.run, effective, shared_spark, echo) as spark:
+                manifest["spark"] = spark
+                for index, step in enumerate(plan.run, 1):
+                    nb_params = {**per_notebook[step], "run_dir": str(run_dir)}
+                    if nb_params.get("spark_dir"):
+                        nb_params["spark_dir"] = run_spark_dir
+                    output = run_dir / artifacts.EXECUTED.name / f"{step}.ipynb"
+                    manifest["notebooks"][step].update(status="running", output=str(output),
+                                                       parameters=current.parameters[step], code=current.code[step])
+                    _write_json(manifest_path, manifest)
+                    _run_step(step, f"[{index}/{len(plan.run)}]", nb_params, manifest, execute, cell_timeout, echo)
+                    _write_json(manifest_path, manifest)
+        except KeyboardInterrupt:
+            with sigint_ignored():
+                running = [name for name, nb in manifest["notebooks"].items() if nb["status"] == "running"]
+                for name in running:
+                    manifest["notebooks"][name]["status"] = "interrupted"
+                manifest.update(status="interrupted", seconds=round(time.perf_counter() - started, 1))
+                _write_json(manifest_path, manifest)
+            begun = any(nb["status"] == "ok" for nb in manifest["notebooks"].values())
+            where = f"during {running[0]}" if running else "between notebooks" if begun else "before the first notebook"
+            raise RunInterrupted(f"interrupted {where}; run {run_id} is recorded as interrupted, "
+                                 f"outputs/latest is unchanged") from None
+        except Exception as exc:
+            manifest.update(status="failed", seconds=round(time.perf_counter() - started, 1))
+            manifest.setdefault("error", f"{type(exc).__name__}: {exc}")
+            _write_json(manifest_path, manifest)
+            raise
     manifest.update(status="ok", seconds=round(time.perf_counter() - started, 1))
     manifest["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     _write_json(manifest_path, manifest)
     point_latest(run_dir)
     return run_dir
+
+
+def _run_step(
+    step: str,
+    counter: str,
+    nb_params: dict[str, Any],
+    manifest: dict[str, Any],
+    execute: Callable[[Path, Path, dict[str, Any], int], None],
+    cell_timeout: int,
+    echo: Callable[[str], None],
+) -> None:
+    """Execute one notebook, keeping its manifest record up to date; raise RunError naming the cell when it fails."""
+    run_dir, record = Path(nb_params["run_dir"]), manifest["notebooks"][step]
+    output = Path(record["output"])
+    echo(f"{counter} {step} ...")
+    before, t0 = _figures(run_dir), time.perf_counter()
+    try:
+        execute(paths.notebook_path(step), output, nb_params, cell_timeout)
+    except Exception as exc:
+        record["status"] = "failed"
+        manifest["error"] = _failure_message(step, output, exc)
+        raise RunError(manifest["error"] + "\n  outputs/latest was left unchanged.") from exc
+    finally:
+        record["seconds"] = round(time.perf_counter() - t0, 1)
+    after = _figures(run_dir)
+    record.update(status="ok", figures=sorted(f for f, mtime in after.items() if before.get(f) != mtime))
+    echo(f"{counter} {step} done in {record['seconds']:.1f} s")

@@ -22,7 +22,11 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 MIN_JAVA = 17
-_LOG4J = Path(__file__).with_name("log4j2.properties")
+#: Spark's logging: warnings and errors only (driver, executors, and the runner's Connect server).
+LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
+#: Set by the runner for the kernels it starts: the ``sc://`` URL of the run's own Spark Connect server,
+#: used instead of starting a driver JVM when a notebook's ``spark_master`` is local.
+SPARK_REMOTE_ENV = "SPARKIFY_SPARK_REMOTE"
 #: ``spark_conf`` key: seconds a standalone master may stay unreachable before the run is failed.
 MASTER_LOST_TIMEOUT_KEY = "spark.sparkify.masterLostTimeout"
 #: Its default, Spark's own default network timeout: long enough for a master restarted by a supervisor.
@@ -64,6 +68,8 @@ def get_spark(
 
     ``shuffle_partitions=0`` picks 32 on a local master (small data, few cores) and leaves Spark's
     default elsewhere; ``spark_conf`` adds any other setting (executor memory, S3 credentials, ...).
+    A local master becomes a client of the run's Spark Connect server when the runner has started one
+    (``SPARKIFY_SPARK_REMOTE``): the notebook's parameters stay as written, and alone it runs local Spark.
     """
     conf = {
         "spark.sql.session.timeZone": "UTC",
@@ -79,8 +85,9 @@ def get_spark(
         conf["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
     conf.update({k: str(v) for k, v in (spark_conf or {}).items()})
 
-    if spark_master.startswith("sc://"):
-        builder = SparkSession.builder.remote(spark_master).appName(app_name)
+    remote = os.environ.get(SPARK_REMOTE_ENV, "") if spark_master.startswith("local") else spark_master
+    if remote.startswith("sc://"):
+        builder = SparkSession.builder.remote(remote).appName(app_name)
         for key, value in conf.items():
             builder = builder.config(key, value)
         return builder.getOrCreate()
@@ -102,7 +109,7 @@ def get_spark(
         # executors on this machine run this environment's Python rather than whatever is on PATH.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    log4j = f"-Dlog4j2.configurationFile=file:{_LOG4J}"
+    log4j = f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}"
     builder = (
         SparkSession.builder.master(spark_master)
         .appName(app_name)
