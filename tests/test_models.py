@@ -1,5 +1,8 @@
 """Model comparison: metric functions vs hand-computed values, split hygiene, leak sensitivity, saved
-models that reload, baselines in the tables, scoring, and a clear error for each kind of bad input."""
+models that reload, baselines in the tables, scoring, and a clear error for each kind of bad input.
+
+The comparison tests run once per backend (scikit-learn and Spark ML); tests/test_backends.py holds the
+tests that set the backends side by side."""
 
 from __future__ import annotations
 
@@ -12,17 +15,20 @@ import pytest
 from pyspark.ml import PipelineModel
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import functions as F
+from sklearn import metrics as skm
 
 from sparkify_utils.artifacts import FEATURE_IMPORTANCE, MODEL_METRICS, PREDICTIONS
-from sparkify_utils.modeling import baselines, compare, explain, outputs, spark_backend, splits
+from sparkify_utils.modeling import baselines, compare, explain, outputs, sklearn_backend, spark_backend, splits
 from sparkify_utils.modeling import metrics as ev
 from sparkify_utils.modeling import table as mtable
 from sparkify_utils.paths import run_paths
 
 #: Cheap settings: one grid point per model, 3 folds, one repeat (the protocol is the same).
 FAST = {"cv_folds": 3, "cv_repeats": 1, "tuning_folds": 2, "parallelism": 2}
-ONE_POINT_GRIDS = {name: {key: values[:1] for key, values in grid.items()}
-                   for name, grid in spark_backend.PARAM_GRIDS.items()}
+#: The same single grid point for both backends (one of the Spark grid's points, which the scikit-learn grid holds).
+ONE_POINT_GRIDS = {"lr": {"regParam": [0.01]}, "dt": {"maxDepth": [3]}, "rf": {"maxDepth": [4]},
+                   "gbt": {"maxDepth": [2]}}
+BACKENDS = ("sklearn", "spark")
 
 
 def synthetic_users(n: int = 225, seed: int = 0, churn_rate: float = 0.23) -> pd.DataFrame:
@@ -44,7 +50,8 @@ def synthetic_users(n: int = 225, seed: int = 0, churn_rate: float = 0.23) -> pd
 def fast_grids():
     """Single-point grids for the whole module (tuning still runs, on one candidate per model)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(spark_backend, "PARAM_GRIDS", ONE_POINT_GRIDS)
+        for module in (spark_backend, sklearn_backend):
+            patch.setattr(module, "PARAM_GRIDS", ONE_POINT_GRIDS)
         yield
 
 
@@ -53,9 +60,27 @@ def users(spark):
     return spark.createDataFrame(synthetic_users())
 
 
-@pytest.fixture(scope="module")
-def result(spark, users, fast_grids):
-    return compare.compare_models(users, models=["lr", "dt"], seed=3, **FAST)
+@pytest.fixture(scope="module", params=BACKENDS)
+def result(request, spark, users, fast_grids):
+    return compare.compare_models(users, models=["lr", "dt"], seed=3, model_backend=request.param, **FAST)
+
+
+def independent_metrics(label: pd.Series, probability: pd.Series, prediction: pd.Series) -> dict[str, float]:
+    """Every metric of ``ev.METRICS`` computed by scikit-learn, to check the project's own functions."""
+    return {"f1": skm.f1_score(label, prediction, zero_division=0),
+            "precision": skm.precision_score(label, prediction, zero_division=0),
+            "recall": skm.recall_score(label, prediction, zero_division=0),
+            "pr_auc": skm.average_precision_score(label, probability),
+            "roc_auc": skm.roc_auc_score(label, probability),
+            "accuracy": skm.accuracy_score(label, prediction),
+            "weighted_f1": skm.f1_score(label, prediction, average="weighted", zero_division=0)}
+
+
+def user_ids(users: object) -> set[str]:
+    """The ids of a backend's table of users (pandas or Spark)."""
+    if isinstance(users, pd.DataFrame):
+        return set(users["userId"].astype(str))
+    return {r[0] for r in users.select("userId").collect()}
 
 
 # --- metrics vs hand-computed values ------------------------------------------------------------------
@@ -142,37 +167,69 @@ def test_tables_include_baselines_and_every_model(result):
     assert majority["f1"] == 0 and majority["roc_auc"] == 0.5
     # The synthetic table carries real signal: the models beat the always-majority baseline on PR-AUC.
     assert summary.loc["lr", "pr_auc_mean"] > summary.loc["majority", "pr_auc_mean"]
-    assert result.chosen in ("lr", "dt")
-    assert "Chosen model" in compare.verdict(result) and "one-feature rule" in compare.verdict(result)
+    # The chosen model is the one with the best mean fold F1 among the models, whatever the baselines score.
+    mean_f1 = result.folds[result.folds["model"].isin(["lr", "dt"])].groupby("model")["f1"].mean()
+    assert result.chosen == mean_f1.idxmax()
+    lines = compare.verdict(result).splitlines()
+    assert lines[0].startswith(f"Chosen model: {mtable.MODEL_NAMES[result.chosen]} ({result.chosen}), mean CV "
+                               f"churn-class F1 {mean_f1[result.chosen]:.3f}")
+    other = "dt" if result.chosen == "lr" else "lr"
+    assert [line.split(" (")[0] for line in lines[1:4]] == [
+        f"vs runner-up {mtable.MODEL_NAMES[other]}", "vs baseline always majority", "vs baseline one-feature rule"]
 
 
 def test_test_metrics_come_from_held_out_users_only(result):
     predictions = result.predictions
     held_out = set(predictions["userId"])
     assert len(held_out) == result.split["test_users"] == 45
-    train_ids = {r[0] for r in result.backend.training_users().select("userId").collect()}
+    train_ids = user_ids(result.backend.training_users())
     assert not held_out & train_ids and len(train_ids) == result.split["train_users"]
     for name, group in predictions.groupby("model"):
         row = result.test.set_index("model").loc[name]
         assert len(group) == row["users"] == 45
-        recomputed = ev.classification_metrics(group["label"], group["probability"], row["threshold"])
-        assert recomputed == pytest.approx({m: row[m] for m in ev.METRICS})
-    # The final threshold is the one tuned on out-of-fold training predictions, not on test users.
-    assert result.thresholds["lr"] == result.tuning["lr"]["threshold"]
+        assert (group["prediction"] == (group["probability"] >= row["threshold"])).all()
+        independent = independent_metrics(group["label"], group["probability"], group["prediction"])
+        assert {m: row[m] for m in ev.METRICS} == pytest.approx(independent)
+
+
+def test_held_out_users_do_not_move_tuning_or_cv(users, fast_grids):
+    """Scrambling the held-out users' features changes nothing but the held-out scores."""
+    table = synthetic_users()
+    held_out = splits.split_users(table["churn"].to_numpy(), 0.2, seed=3)  # sorted ids: the comparison's split
+    rng = np.random.default_rng(1)
+    scrambled = table.copy()
+    for column in ("songs", "ads_per_song", "recency_days", "noise"):
+        scrambled.loc[held_out, column] = rng.permutation(table[column].to_numpy())[: held_out.sum()]
+    runs = [compare.compare_models(users.sparkSession.createDataFrame(t), models=["lr", "dt"], seed=3,
+                                   model_backend="sklearn", **FAST) for t in (table, scrambled)]
+    assert runs[0].tuning == runs[1].tuning and runs[0].thresholds == runs[1].thresholds
+    pd.testing.assert_frame_equal(runs[0].folds, runs[1].folds)
+    # ...while the held-out scores do see the change (so the check above is not vacuous).
+    assert not np.allclose(runs[0].test["pr_auc"], runs[1].test["pr_auc"])
 
 
 def test_saved_models_reload_and_reproduce_predictions(result, users, tmp_path):
     paths = run_paths(str(tmp_path / "run"))
     written = outputs.save_artifacts(result, paths)
     scoring = users.drop("churn")  # no label, no weight column: as the scoring table
-    for name, pipeline in result.models.items():
-        loaded = PipelineModel.load(written[f"model_{name}"])
-        before, after = (m.transform(scoring).select("userId", vector_to_array("probability")[1].alias("p"),
-                                                     "prediction").toPandas() for m in (pipeline, loaded))
+    for name, model in result.models.items():
+        if result.backend.name == "spark":
+            loaded = PipelineModel.load(written[f"model_{name}"])
+            before, after = (m.transform(scoring).select("userId", vector_to_array("probability")[1].alias("p"),
+                                                         "prediction").toPandas() for m in (model, loaded))
+            # The saved model's prediction column is the at-risk flag at the tuned threshold.
+            assert ((after["p"] > result.thresholds[name]).astype(float) == after["prediction"]).all()
+        else:
+            loaded = sklearn_backend.load_model(written[f"model_{name}"])
+            X = sklearn_backend.model_input(scoring.toPandas(), result.spec)
+            before, after = (pd.DataFrame({"p": m.predict_proba(X)[:, 1], "prediction": m.predict(X)})
+                             for m in (model, loaded))
+            assert ((after["p"] >= result.thresholds[name]).astype(float) == after["prediction"]).all()
         pd.testing.assert_frame_equal(before, after)
-        # The saved model's prediction column is the at-risk flag at the tuned threshold.
-        assert ((after["p"] > result.thresholds[name]).astype(float) == after["prediction"]).all()
+        assert after["prediction"].nunique() == 2  # both flags occur, so the threshold check above has teeth
     metrics = json.loads(paths.file(MODEL_METRICS).read_text())
+    assert metrics["backend"]["name"] == result.backend.name
+    assert metrics["backend"]["model_format"] == result.backend.model_format
     assert metrics["chosen_model"] == result.chosen
     assert set(metrics["models"]) == {"lr", "dt", "majority", "rule"}
     assert set(metrics["models"]["lr"]["cv"]["f1"]) == {"mean", "sd"}
@@ -236,6 +293,8 @@ def test_rule_falls_back_to_the_best_univariate_feature():
         (lambda d: d.assign(songs=np.nan), {}, "entirely null"),
         (lambda d: d, {"models": ["svm"]}, "choose one or more"),
         (lambda d: d, {"cv_folds": 2}, "cv_folds=2"),
+        (lambda d: d, {"model_backend": "h2o"}, r"choose one of \['auto', 'sklearn', 'spark'\]"),
+        (lambda d: d, {"local_model_max_rows": -1}, "local_model_max_rows=-1 must be >= 0"),
     ],
 )
 def test_bad_input_gets_a_clear_error(spark, change, kwargs, message):
