@@ -154,7 +154,7 @@ def _folds(f1: dict[str, list[float]], pr_auc: dict[str, list[float]] | None = N
 
 
 def test_model_choice_is_the_best_mean_f1_among_models_with_pr_auc_breaking_ties():
-    folds = _folds({"lr": [0.6, 0.6], "dt": [0.5, 0.7], "rf": [0.4, 0.5], "majority": [0, 0], "rule": [0.9, 0.9]})
+    folds = _folds({"lr": [0.6, 0.6], "dt": [0.6, 0.8], "rf": [0.4, 0.5], "majority": [0, 0], "rule": [0.9, 0.9]})
     assert compare.choose_model(folds, ["lr", "dt", "rf"]) == "dt"  # not the better rule baseline
     tied = _folds({"lr": [0.6, 0.6], "dt": [0.5, 0.7]}, pr_auc={"lr": [0.5, 0.5], "dt": [0.6, 0.6]})
     assert compare.choose_model(tied, ["lr", "dt"]) == "dt"
