@@ -82,12 +82,12 @@ def test_failing_notebook_leaves_latest_untouched(ci_run):
 
 def test_changed_model_parameter_reuses_load_and_features(ci_run):
     lines: list[str] = []
-    run_dir = run(CI, overrides=["cv_folds=2"], echo=lines.append)
+    run_dir = run(CI, overrides=["cv_folds=4"], echo=lines.append)
     manifest = manifest_of(run_dir)
     source = paths.runs_dir() / manifest["reuse"]["from"]
     assert manifest["reuse"]["steps"] == ["01_eda", "02_features"]
     assert f"01_eda, 02_features reused from run {source.name}" in lines[1]
-    assert "parameter cv_folds of 03_model_comparison is 2" in lines[1]
+    assert "parameter cv_folds of 03_model_comparison is 4" in lines[1]
     assert manifest_of(source)["input"]["fingerprint"] == manifest["input"]["fingerprint"]
     statuses = {name: nb["status"] for name, nb in manifest["notebooks"].items()}
     assert statuses == {"01_eda": "reused", "02_features": "reused", "03_model_comparison": "ok", "04_dashboard": "ok"}
@@ -95,9 +95,9 @@ def test_changed_model_parameter_reuses_load_and_features(ci_run):
     features = next((run_dir / artifacts.FEATURE_TABLE.name).glob("part-*.parquet"))
     linked = source / artifacts.FEATURE_TABLE.name / features.name
     assert features.stat().st_ino == linked.stat().st_ino, "linked, not copied"
-    # The models ran with the new parameter on the reused features: 2 folds x 1 repeat per model.
+    # The models ran with the new parameter on the reused features: 4 folds x 1 repeat per model.
     folds = json.loads((run_dir / artifacts.MODEL_METRICS.name).read_text())["folds"]
-    assert {len(scores["f1"]) for scores in folds.values()} == {2}
+    assert {len(scores["f1"]) for scores in folds.values()} == {4}
 
 
 def test_only_models_picks_up_the_features_of_a_compatible_run(ci_run, capsys):
