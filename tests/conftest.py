@@ -19,6 +19,8 @@ from sparkify_utils import paths as project
 from sparkify_utils.runtime.session import get_spark
 
 _SANDBOX = Path(tempfile.mkdtemp(prefix="sparkify-tests-"))
+_NOTEBOOKS_COLLECTED = pytest.StashKey[bool]()
+_FAILED_NOTEBOOKS: list[str] = []
 
 
 def pytest_configure() -> None:
@@ -28,13 +30,30 @@ def pytest_configure() -> None:
     (_SANDBOX / "data").mkdir(exist_ok=True)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Give nbmake's notebooks tiny data under the default input name, before any kernel starts."""
-    if any(item.nodeid.endswith(".ipynb") for item in items):
+def _is_notebook(item: pytest.Item) -> bool:
+    return item.nodeid.endswith(".ipynb")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run nbmake's notebooks first, on tiny data under the default input name.
+
+    First, because their outputs (``outputs/interactive``, written as a JupyterLab user's would be) are
+    what the ``interactive_run`` tests compare with the runner's run, instead of a second full run.
+    """
+    notebooks = [item for item in items if _is_notebook(item)]
+    config.stash[_NOTEBOOKS_COLLECTED] = bool(notebooks)
+    if notebooks:
         from sparkify_utils.synth.generate import generate_log
 
         users = project.EMBEDDED_LOGS["sparkify_ci.json"]
         generate_log(project.default_input_path(), users=users, seed=project.EMBEDDED_SEED, force=True)
+        items[:] = notebooks + [item for item in items if not _is_notebook(item)]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Remember a failed notebook, so the tests that read its outputs say so instead of failing obscurely."""
+    if report.failed and report.nodeid.endswith(".ipynb"):
+        _FAILED_NOTEBOOKS.append(report.nodeid)
 
 
 def pytest_unconfigure() -> None:
@@ -60,3 +79,13 @@ def ci_run() -> Path:
     from sparkify_utils.runtime.runner import run
 
     return run(project.PARAMS_DIR / "ci.yaml", overrides=["spark_master=local[2]"])
+
+
+@pytest.fixture(scope="session")
+def interactive_run(request: pytest.FixtureRequest) -> Path:
+    """``outputs/interactive`` as nbmake's notebooks left it: each ran alone, with its stored defaults and
+    its own classic Spark driver, as in JupyterLab. Skipped when the notebooks are not part of the session."""
+    if not request.config.stash.get(_NOTEBOOKS_COLLECTED, False):
+        pytest.skip("needs the notebooks run by nbmake in the same session (pytest tests notebooks)")
+    assert not _FAILED_NOTEBOOKS, f"notebooks failed, so their outputs cannot be compared: {_FAILED_NOTEBOOKS}"
+    return project.interactive_run_dir()

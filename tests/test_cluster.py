@@ -2,9 +2,10 @@
 
 Local mode runs driver and executors in one JVM, so it hides driver-local assumptions: Python
 objects closed over in tasks, large collect()s, executors writing where only the driver looks.
-Here the same ``params/ci.yaml`` run goes through the cluster and must give the local run's
-results: same users and labels exactly, same features to 1e-9 relative, same model metrics to
-``METRIC_TOL`` (see below). All processes sit on this machine's disk, so a dataset written by an
+Here the Spark steps of the ``params/ci.yaml`` run (load and features) go through the cluster, and
+the same steps over a Spark Connect server, and must give the local run's results: same rows, users and
+labels exactly, same features to 1e-9 relative; a log with duplicates spread over two files loses the
+same copies as in local mode. All processes sit on this machine's disk, so a dataset written by an
 executor to a local path is still visible to the driver; ``spark_dir`` on object storage covers
 that case on a real cluster.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -24,6 +24,8 @@ import pandas as pd
 import pytest
 
 from sparkify_utils import artifacts, paths
+from sparkify_utils.data.ingest import ingest_events
+from sparkify_utils.paths import run_paths
 from sparkify_utils.runtime.local_servers import (
     LocalCluster,
     LocalServers,
@@ -39,14 +41,9 @@ pytestmark = pytest.mark.slow
 WORKERS = 2
 #: Features are sums and means of doubles: the order of the additions follows the partitioning.
 FEATURE_RTOL = 1e-9
-#: Model metrics must agree to this absolute tolerance. Splits are drawn on the driver from the users
-#: sorted by id, every model is seeded and fit on one partition in a fixed row order, so the models
-#: should be identical; the tolerance only absorbs last-bit differences in evaluation sums. Any real
-#: divergence (another split, a model that samples rows by their position in a partition, gradients
-#: summed in task-completion order) moves a metric by at least one user's share of a fold (> 1e-2 here).
-METRIC_TOL = 1e-6
-#: metrics.json keys whose values differ between any two runs (wall times).
-VOLATILE = ("timings", "fit_seconds")
+#: The steps run on the cluster: the Spark-heavy ones. The model comparison of a small per-user table
+#: runs on the driver (scikit-learn), so on a cluster it would only read the features.
+ON_CLUSTER = (artifacts.EDA, artifacts.FEATURES)
 
 SMOKE_APP = "sparkify-cluster-smoke"
 SMOKE_JOB = """
@@ -59,7 +56,11 @@ while sc._jsc.sc().getExecutorMemoryStatus().size() < 3 and time.monotonic() < d
     time.sleep(0.5)  # the session returns before the executors have registered
 pythons = sc.parallelize(range(8), 8).map(lambda _: sys.executable).distinct().collect()
 blocks = sc._jsc.sc().getExecutorMemoryStatus().size()  # executors + the driver
-print(json.dumps({"pythons": pythons, "executors": blocks - 1, "total": spark.range(10**6).count()}))
+total = spark.range(10**6).count()
+from sparkify_utils.data.ingest import ingest_events
+from sparkify_utils.paths import run_paths
+quality = ingest_events(spark, sys.argv[3], run_paths(sys.argv[4])).quality
+print(json.dumps({"pythons": pythons, "executors": blocks - 1, "total": total, "quality": quality}))
 spark.stop()
 """
 
@@ -83,10 +84,11 @@ def stopped_cleanly(servers: LocalServers) -> Iterator[LocalServers]:
         assert not leftovers, f"processes of {servers.master_url} survived stop():\n" + "\n".join(leftovers)
 
 
-def run_ci_on(master_url: str, failure_context: Callable[[], str]) -> Path:
-    """Run the params/ci.yaml sequence with ``spark_master=master_url``; fail with the servers' logs."""
+def run_ci_on(master_url: str, failure_context: Callable[[], str], steps: tuple[str, ...]) -> Path:
+    """Run ``steps`` of params/ci.yaml with ``spark_master=master_url``; fail with the servers' logs."""
     try:
-        run_dir = run(paths.PARAMS_DIR / "ci.yaml", overrides=[f"spark_master={master_url}"], echo=lambda _: None)
+        run_dir = run(paths.PARAMS_DIR / "ci.yaml", overrides=[f"spark_master={master_url}"], only=steps,
+                      force=True, echo=lambda _: None)
     except RunError as exc:
         pytest.fail(f"{exc}\n{failure_context()}")
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -103,14 +105,46 @@ def _failure_context(cluster: LocalCluster) -> str:
     return f"{cluster.log_tail()}\n{executor_errors}"
 
 
-def test_cluster_runs_tasks_on_two_executors_with_this_python(cluster):
-    out = subprocess.run([sys.executable, "-c", SMOKE_JOB, cluster.master_url, SMOKE_APP], env=cluster_env(),
-                         capture_output=True, text=True, timeout=300, cwd=paths.PROJECT_ROOT)
+def duplicated_log(folder: Path) -> Path:
+    """The CI log in one file, and in a second file copies of every 25th line and, for every 40th, the same
+    event keys with another song: duplicates that the executors reading the two files never see together."""
+    lines = paths.data_dir().joinpath("sparkify_ci.json").read_text().splitlines()
+    folder.mkdir()
+    (folder / "part-0.json").write_text("\n".join(lines) + "\n")
+    events = [json.loads(line) for line in lines]
+    copies = [*lines[::25], *(json.dumps(e | {"song": "Another Song"}) for e in events[::40] if e["userId"])]
+    (folder / "part-1.json").write_text("\n".join(copies) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def smoke(ci_run, cluster, tmp_path_factory) -> dict[str, Any]:
+    """One small application on the cluster: where its tasks run, and the ingest of a log with duplicates."""
+    log = duplicated_log(tmp_path_factory.mktemp("duplicates") / "log")
+    out = subprocess.run([sys.executable, "-c", SMOKE_JOB, cluster.master_url, SMOKE_APP, str(log),
+                          str(tmp_path_factory.mktemp("cluster-ingest"))],
+                         env=cluster_env(), capture_output=True, text=True, timeout=300, cwd=paths.PROJECT_ROOT)
     assert out.returncode == 0, f"{out.stderr[-3000:]}\n{_failure_context(cluster)}"
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["executors"] == WORKERS
-    assert result["pythons"] == [sys.executable], "executors must run the driver's Python (PYSPARK_PYTHON)"
-    assert result["total"] == 10**6
+    return {**json.loads(out.stdout.strip().splitlines()[-1]), "log": log}
+
+
+def test_cluster_runs_tasks_on_two_executors_with_this_python(smoke):
+    assert smoke["executors"] == WORKERS
+    assert smoke["pythons"] == [sys.executable], "executors must run the driver's Python (PYSPARK_PYTHON)"
+    assert smoke["total"] == 10**6
+
+
+def test_duplicates_are_found_on_the_cluster_as_in_local_mode(smoke, spark, tmp_path):
+    local = ingest_events(spark, str(smoke["log"]), run_paths(str(tmp_path))).quality
+    remote = smoke["quality"]
+    copies = smoke["log"].joinpath("part-1.json").read_text().count("\n")
+    assert remote["rows_read"] == local["rows_read"] and remote["rows_quarantined"]["duplicate"] == copies
+    volatile = ("events_path", "quarantine_path")
+    assert {k: v for k, v in remote.items() if k not in volatile} == {
+        k: v for k, v in local.items() if k not in volatile}
+    kept = [pd.read_parquet(q["events_path"]).sort_values(["userId", "ts", "page", "song"], ignore_index=True)
+            for q in (local, remote)]
+    pd.testing.assert_frame_equal(kept[1], kept[0])
 
 
 def _table(run_dir: Path, name: str) -> pd.DataFrame:
@@ -122,29 +156,12 @@ def _json(run_dir: Path, name: str) -> Any:
     return json.loads((run_dir / name).read_text().replace(str(run_dir), "<run_dir>"))
 
 
-def _compare(local: Any, remote: Any, where: str = "metrics") -> list[str]:
-    """Differences between two JSON values: numbers to METRIC_TOL, everything else exactly."""
-    if isinstance(local, dict) and isinstance(remote, dict):
-        if set(local) != set(remote):
-            return [f"{where}: keys {sorted(set(local) ^ set(remote))} in only one run"]
-        return [d for key in local if key not in VOLATILE for d in _compare(local[key], remote[key], f"{where}.{key}")]
-    if isinstance(local, list) and isinstance(remote, list):
-        if len(local) != len(remote):
-            return [f"{where}: {len(local)} items locally, {len(remote)} remotely"]
-        return [d for i, (a, b) in enumerate(zip(local, remote, strict=True)) for d in _compare(a, b, f"{where}[{i}]")]
-    numbers = (int, float)
-    if isinstance(local, numbers) and isinstance(remote, numbers) and not isinstance(local, bool):
-        same = (math.isnan(local) and math.isnan(remote)) or math.isclose(local, remote, rel_tol=0, abs_tol=METRIC_TOL)
-        return [] if same else [f"{where}: {local} locally, {remote} remotely"]
-    return [] if local == remote else [f"{where}: {local!r} locally, {remote!r} remotely"]
-
-
 def test_notebooks_on_cluster_match_local_mode(ci_run, cluster, monkeypatch):
     # The kernels papermill starts inherit this; the driver tells executors which Python to run.
     monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
-    run_dir = run_ci_on(cluster.master_url, lambda: _failure_context(cluster))
+    run_dir = run_ci_on(cluster.master_url, lambda: _failure_context(cluster), ON_CLUSTER)
     # Every notebook that takes a spark_master is one application on the cluster.
-    spark_notebooks = [nb for nb in artifacts.STEPS
+    spark_notebooks = [nb for nb in ON_CLUSTER
                        if "spark_master" in notebook_parameters(paths.NOTEBOOKS_DIR / f"{nb}.ipynb")]
     state = cluster.state()
     apps = [app["name"] for app in state["activeapps"] + state["completedapps"] if app["name"] != SMOKE_APP]
@@ -152,23 +169,28 @@ def test_notebooks_on_cluster_match_local_mode(ci_run, cluster, monkeypatch):
     for worker in range(WORKERS):
         assert list((cluster.work_dir / f"worker-{worker}").glob("app-*")), f"worker {worker} ran no executor"
 
-    assert_same_results(ci_run, run_dir)
+    assert_same_results(ci_run, run_dir, ON_CLUSTER)
 
 
-def assert_same_results(local_run: Path, remote_run: Path) -> None:
-    """Same data quality, users and labels; features to FEATURE_RTOL; metrics to METRIC_TOL."""
-    assert _json(remote_run, "data_quality.json") == _json(local_run, "data_quality.json")
+def assert_same_results(local_run: Path, remote_run: Path, steps: tuple[str, ...]) -> None:
+    """What ``steps`` (01 and/or 02) computed is the same: data quality, users and labels exactly; features
+    to FEATURE_RTOL."""
+    if artifacts.EDA in steps:
+        # Which file was read is the run's parameter, not a result: compare what was found in it.
+        local_quality, remote_quality = (
+            {k: v for k, v in _json(run, artifacts.DATA_QUALITY.name).items() if k not in ("input_path", "files")}
+            for run in (local_run, remote_run))
+        assert remote_quality == local_quality
+        pd.testing.assert_frame_equal(_table(remote_run, artifacts.USERS.name), _table(local_run, artifacts.USERS.name))
 
-    pd.testing.assert_frame_equal(_table(remote_run, "users.parquet"), _table(local_run, "users.parquet"))
-
-    local_features, remote_features = _table(local_run, "features.parquet"), _table(remote_run, "features.parquet")
-    assert list(remote_features.columns) == list(local_features.columns)
-    assert remote_features["userId"].tolist() == local_features["userId"].tolist()
-    assert remote_features["churn"].tolist() == local_features["churn"].tolist()
-    pd.testing.assert_frame_equal(remote_features, local_features, check_exact=False, rtol=FEATURE_RTOL, atol=1e-12)
-
-    differences = _compare(_json(local_run, "metrics.json"), _json(remote_run, "metrics.json"))
-    assert not differences, "model metrics differ between the local and the remote run:\n" + "\n".join(differences)
+    if artifacts.FEATURES in steps:
+        local_features = _table(local_run, artifacts.FEATURE_TABLE.name)
+        remote_features = _table(remote_run, artifacts.FEATURE_TABLE.name)
+        assert list(remote_features.columns) == list(local_features.columns)
+        assert remote_features["userId"].tolist() == local_features["userId"].tolist()
+        assert remote_features["churn"].tolist() == local_features["churn"].tolist()
+        pd.testing.assert_frame_equal(remote_features, local_features, check_exact=False, rtol=FEATURE_RTOL,
+                                      atol=1e-12)
 
 
 @pytest.fixture(scope="module")
@@ -180,5 +202,6 @@ def connect_server(tmp_path_factory) -> LocalServers:
 
 
 def test_notebooks_over_spark_connect_match_local_mode(ci_run, connect_server):
-    # The kernels are gRPC clients: sparkContext, py4j and per-thread sessions all break here first.
-    assert_same_results(ci_run, run_ci_on(connect_server.master_url, connect_server.log_tail))
+    # The kernels are gRPC clients of the user's server (the runner's own server serves ci_run itself).
+    run_dir = run_ci_on(connect_server.master_url, connect_server.log_tail, ON_CLUSTER)
+    assert_same_results(ci_run, run_dir, ON_CLUSTER)

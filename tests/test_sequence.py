@@ -17,18 +17,23 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from test_cluster import assert_same_results
 
 from sparkify_utils import artifacts, paths
 from sparkify_utils.runtime.cli import main
 from sparkify_utils.runtime.runner import RunError, run
+from sparkify_utils.synth.generate import generate_log
 
 pytestmark = pytest.mark.slow
 
 CI = paths.PARAMS_DIR / "ci.yaml"
 #: How long an interrupted run may take to stop its kernel and Spark and exit.
 STOP_TIMEOUT = 120
+#: A generated log whose default 28-day horizon holds enough churners for params/ci.yaml's 3-fold CV
+#: (the 100-user CI log has about 6).
+HORIZON_USERS, HORIZON_DAYS = 200, 28
 
 
 def manifest_of(run_dir: Path) -> dict:
@@ -80,18 +85,20 @@ def test_failing_notebook_leaves_latest_untouched(ci_run):
     assert paths.latest_link().resolve() == before
 
 
-def test_changed_model_parameter_reuses_load_and_features(ci_run):
-    lines: list[str] = []
-    run_dir = run(CI, overrides=["cv_folds=4"], echo=lines.append)
+def test_changed_model_parameter_reuses_load_and_features(ci_run, capsys):
+    """``--only`` the models with a new CV setting: the load and features come from ci_run, linked."""
+    assert main(["run", "--params", str(CI), "--only", artifacts.MODELS, "-p", "cv_folds=4"]) == 0
+    out = capsys.readouterr().out
+    run_dir = Path(re.search(r"^Run \S+ -> (\S+)$", out, re.M).group(1))
     manifest = manifest_of(run_dir)
     source = paths.runs_dir() / manifest["reuse"]["from"]
-    assert manifest["reuse"]["steps"] == ["01_eda", "02_features"]
-    assert f"01_eda, 02_features reused from run {source.name}" in lines[1]
-    assert "parameter cv_folds of 03_model_comparison is 4" in lines[1]
+    assert manifest["reuse"]["steps"] == [artifacts.EDA, artifacts.FEATURES]
+    assert f"01_eda, 02_features reused from run {source.name}" in out
     assert manifest_of(source)["input"]["fingerprint"] == manifest["input"]["fingerprint"]
+    assert manifest["status"] == "ok"
     statuses = {name: nb["status"] for name, nb in manifest["notebooks"].items()}
-    assert statuses == {"01_eda": "reused", "02_features": "reused", "03_model_comparison": "ok", "04_dashboard": "ok"}
-    assert not missing_artifacts(run_dir), "the dashboard needs a whole run directory"
+    assert statuses == {artifacts.EDA: "reused", artifacts.FEATURES: "reused", artifacts.MODELS: "ok"}
+    assert not missing_artifacts(run_dir, artifacts.STEPS[:3]), "the dashboard needs a whole run directory"
     features = next((run_dir / artifacts.FEATURE_TABLE.name).glob("part-*.parquet"))
     linked = source / artifacts.FEATURE_TABLE.name / features.name
     assert features.stat().st_ino == linked.stat().st_ino, "linked, not copied"
@@ -100,24 +107,48 @@ def test_changed_model_parameter_reuses_load_and_features(ci_run):
     assert {len(scores["f1"]) for scores in folds.values()} == {4}
 
 
-def test_only_models_picks_up_the_features_of_a_compatible_run(ci_run, capsys):
-    assert main(["run", "--params", str(CI), "--only", "03_model_comparison"]) == 0
-    out = capsys.readouterr().out
-    run_dir = Path(re.search(r"^Run \S+ -> (\S+)$", out, re.M).group(1))
+def test_notebooks_alone_match_the_runs_shared_spark_server(ci_run, interactive_run):
+    """nbmake ran each notebook alone with its stored defaults and its own classic Spark driver, as in
+    JupyterLab; the runner ran them as clients of one Spark Connect server. Same log: same load and features."""
+    assert_same_results(interactive_run, ci_run, steps=(artifacts.EDA, artifacts.FEATURES))
+
+
+def horizon_churners(log: Path, horizon_days: int, users: set[str]) -> set[str]:
+    """Users of ``users`` whose first cancellation falls in the default horizon, computed from the raw log."""
+    events = pd.read_json(log, lines=True, dtype={"userId": str})
+    events = events[events["userId"] != ""]
+    day = 86_400_000
+    log_end = (int(events["ts"].max()) // day + 1) * day  # the midnight after the last event
+    cutoff = log_end - horizon_days * day
+    cancelled = events[events["page"] == "Cancellation Confirmation"].groupby("userId")["ts"].min()
+    return set(cancelled[(cancelled >= cutoff) & (cancelled < log_end)].index) & users
+
+
+def test_horizon_labels_through_the_models_with_datasets_outside_the_run(tmp_path):
+    """Horizon mode end to end on a log with enough horizon churners for the CV, and spark_dir elsewhere."""
+    log = paths.data_dir() / "sparkify_horizon.json"
+    generate_log(log, users=HORIZON_USERS, seed=7, force=True)
+    spark_dir = tmp_path / "spark"
+    run_dir = run(CI, overrides=[f"input_path={log.name}", "label_mode=horizon", f"horizon_days={HORIZON_DAYS}",
+                                 f"spark_dir={spark_dir}"], echo=lambda _: None)
     manifest = manifest_of(run_dir)
-    assert "01_eda, 02_features reused from run" in out
-    assert manifest["status"] == "ok"
-    assert {name: nb["status"] for name, nb in manifest["notebooks"].items()} == {
-        "01_eda": "reused", "02_features": "reused", "03_model_comparison": "ok"}
-    assert not missing_artifacts(run_dir, artifacts.STEPS[:3])
-
-
-def test_shared_spark_server_matches_a_driver_per_notebook(ci_run):
-    local = run(CI, force=True, shared_spark=False, echo=lambda _: None)
-    manifest = manifest_of(local)
-    assert manifest["spark"] == {"mode": "per-notebook"}
-    assert {nb["status"] for nb in manifest["notebooks"].values()} == {"ok"}
-    assert_same_results(local, ci_run)
+    assert manifest["status"] == "ok" and manifest["spark_dir"] == str(spark_dir / run_dir.name)
+    # Datasets live under spark_dir only; the driver's files in the run directory.
+    for artifact in artifacts.expected():
+        home, elsewhere = ((spark_dir / run_dir.name, run_dir) if artifact.store == "spark"
+                           else (run_dir, spark_dir / run_dir.name))
+        assert (home / artifact.name).exists() and not (elsewhere / artifact.name).exists(), artifact.name
+    features = pd.read_parquet(spark_dir / run_dir.name / artifacts.FEATURE_TABLE.name)
+    churners = set(features.loc[features["churn"] == 1, "userId"])
+    assert churners == horizon_churners(log, HORIZON_DAYS, set(features["userId"]))
+    assert len(churners) >= 10, "too few horizon churners for a 3-fold comparison: use a bigger log"
+    summary = json.loads((run_dir / artifacts.FEATURES_SUMMARY.name).read_text())
+    assert summary["label_mode"] == "horizon" and summary["churners"] == len(churners)
+    metrics = json.loads((run_dir / artifacts.MODEL_METRICS.name).read_text())
+    held_out = pd.read_csv(run_dir / artifacts.PREDICTIONS.name, dtype={"userId": str})
+    assert set(held_out["userId"]) <= set(features["userId"])
+    assert metrics["split"]["train_churners"] + metrics["split"]["test_churners"] == len(churners)
+    assert metrics["chosen_model"] in metrics["models"]
 
 
 def processes_marked(mark: str) -> list[str]:
