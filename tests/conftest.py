@@ -73,6 +73,20 @@ def spark():
     session.stop()
 
 
+@pytest.fixture(scope="module")
+def one_point_grids():
+    """For one test module: the same single grid point per model in both backends (``ONE_POINT_GRIDS`` of
+    tests/test_models.py), so tuning still runs but on one candidate, and the backends differ only by library."""
+    from test_models import ONE_POINT_GRIDS
+
+    from sparkify_utils.modeling import sklearn_backend, spark_backend
+
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (spark_backend, sklearn_backend):
+            patch.setattr(module, "PARAM_GRIDS", ONE_POINT_GRIDS)
+        yield
+
+
 @pytest.fixture(scope="session")
 def ci_run() -> Path:
     """One real run of the whole notebook sequence on params/ci.yaml (tiny data), shared by tests."""

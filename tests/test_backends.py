@@ -14,10 +14,10 @@ import pytest
 import skops.io as sio
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
-from test_models import BACKENDS, FAST, ONE_POINT_GRIDS, independent_metrics, synthetic_users
+from test_models import BACKEND_PARAMS, BACKENDS, FAST, independent_metrics, synthetic_users
 
 from sparkify_utils.artifacts import MODEL_METRICS, PREDICTIONS
-from sparkify_utils.modeling import compare, explain, outputs, sklearn_backend, spark_backend
+from sparkify_utils.modeling import compare, explain, outputs, sklearn_backend
 from sparkify_utils.modeling import metrics as ev
 from sparkify_utils.modeling.backend import BACKEND_CHOICES, choose_backend
 from sparkify_utils.modeling.table import MODEL_NAMES, ModelInputError
@@ -29,16 +29,7 @@ AGREEMENT = {**FAST, "cv_folds": 5}
 
 
 @pytest.fixture(scope="module")
-def same_grids():
-    """The same single grid point in both backends, so they differ only by library."""
-    with pytest.MonkeyPatch.context() as patch:
-        for module in (spark_backend, sklearn_backend):
-            patch.setattr(module, "PARAM_GRIDS", ONE_POINT_GRIDS)
-        yield
-
-
-@pytest.fixture(scope="module")
-def both(spark, same_grids):
+def both(spark, one_point_grids):
     """Both backends on one table, each chosen by ``auto`` (the limit set below and above the table's size)."""
     users = spark.createDataFrame(synthetic_users(seed=5))
     limits = {"sklearn": 1_000_000, "spark": 224}
@@ -61,6 +52,7 @@ def test_auto_models_small_tables_with_sklearn_and_large_ones_with_spark():
     assert set(BACKEND_CHOICES) == {"auto", "sklearn", "spark"}
 
 
+@pytest.mark.slow
 def test_the_backend_and_why_are_recorded(both, tmp_path):
     for name, result in both.items():
         assert result.backend.name == name
@@ -77,6 +69,7 @@ def test_the_backend_and_why_are_recorded(both, tmp_path):
 # --- the backends agree ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_both_backends_agree_within_the_fold_spread(both):
     """Same splits and folds; per model the mean CV PR-AUC and ROC-AUC differ by less than 2 fold sds."""
     sk, sp = (compare.cv_summary(both[name].folds) for name in BACKENDS)
@@ -92,6 +85,7 @@ def test_both_backends_agree_within_the_fold_spread(both):
     pd.testing.assert_frame_equal(sk.loc[["majority", "rule"]], sp.loc[["majority", "rule"]])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_forest_and_boosting_held_out_metrics_match_an_independent_computation(both, backend, tmp_path):
     result = both[backend]
@@ -199,17 +193,15 @@ def _one_driver(n: int, seed: int) -> pd.DataFrame:
                          "level": rng.choice(["free", "paid"], n)})
 
 
-@pytest.fixture(scope="module")
-def driven(spark, same_grids):
+@pytest.fixture(scope="module", params=BACKEND_PARAMS)
+def driven(request, spark, one_point_grids):
     users = spark.createDataFrame(_one_driver(300, seed=1))
-    return {name: compare.compare_models(users, models=["lr", "rf"], seed=2, model_backend=name, **FAST)
-            for name in BACKENDS}
+    return compare.compare_models(users, models=["lr", "rf"], seed=2, model_backend=request.param, **FAST)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("model", ["lr", "rf"])
-def test_the_feature_that_drives_churn_is_the_top_reason(spark, driven, backend, model):
-    result = dataclasses.replace(driven[backend], chosen=model)
+def test_the_feature_that_drives_churn_is_the_top_reason(spark, driven, model):
+    result = dataclasses.replace(driven, chosen=model)
     active = _one_driver(200, seed=9).drop(columns="churn")
     table = explain.rank_at_risk(result, spark.createDataFrame(active), "memory").table
     riskiest = table.head(20)

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from sklearn import metrics as skm
 
 from sparkify_utils.artifacts import FEATURE_IMPORTANCE, MODEL_METRICS, PREDICTIONS
-from sparkify_utils.modeling import baselines, compare, explain, outputs, sklearn_backend, spark_backend, splits
+from sparkify_utils.modeling import baselines, compare, explain, outputs, sklearn_backend, splits
 from sparkify_utils.modeling import metrics as ev
 from sparkify_utils.modeling import table as mtable
 from sparkify_utils.paths import run_paths
@@ -29,6 +29,8 @@ FAST = {"cv_folds": 3, "cv_repeats": 1, "tuning_folds": 2, "parallelism": 2}
 ONE_POINT_GRIDS = {"lr": {"regParam": [0.01]}, "dt": {"maxDepth": [3]}, "rf": {"maxDepth": [4]},
                    "gbt": {"maxDepth": [2]}}
 BACKENDS = ("sklearn", "spark")
+#: Both backends as fixture parameters; Spark ML's many small jobs make its variant slow (not in test-fast).
+BACKEND_PARAMS = [pytest.param("sklearn"), pytest.param("spark", marks=pytest.mark.slow)]
 
 
 def synthetic_users(n: int = 225, seed: int = 0, churn_rate: float = 0.23) -> pd.DataFrame:
@@ -47,21 +49,12 @@ def synthetic_users(n: int = 225, seed: int = 0, churn_rate: float = 0.23) -> pd
 
 
 @pytest.fixture(scope="module")
-def fast_grids():
-    """Single-point grids for the whole module (tuning still runs, on one candidate per model)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for module in (spark_backend, sklearn_backend):
-            patch.setattr(module, "PARAM_GRIDS", ONE_POINT_GRIDS)
-        yield
-
-
-@pytest.fixture(scope="module")
 def users(spark):
     return spark.createDataFrame(synthetic_users())
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def result(request, spark, users, fast_grids):
+@pytest.fixture(scope="module", params=BACKEND_PARAMS)
+def result(request, spark, users, one_point_grids):
     return compare.compare_models(users, models=["lr", "dt"], seed=3, model_backend=request.param, **FAST)
 
 
@@ -192,7 +185,7 @@ def test_test_metrics_come_from_held_out_users_only(result):
         assert {m: row[m] for m in ev.METRICS} == pytest.approx(independent)
 
 
-def test_held_out_users_do_not_move_tuning_or_cv(users, fast_grids):
+def test_held_out_users_do_not_move_tuning_or_cv(users, one_point_grids):
     """Scrambling the held-out users' features changes nothing but the held-out scores."""
     table = synthetic_users()
     held_out = splits.split_users(table["churn"].to_numpy(), 0.2, seed=3)  # sorted ids: the comparison's split
@@ -253,7 +246,7 @@ def test_scoring_ranks_flags_and_explains(result, spark):
 
 
 @pytest.mark.parametrize("leak_on", ["train_only", "everywhere"])
-def test_leaky_feature_is_caught_by_the_held_out_users(spark, fast_grids, leak_on):
+def test_leaky_feature_is_caught_by_the_held_out_users(spark, one_point_grids, leak_on):
     table = synthetic_users(seed=4).assign(songs=1.0, ads_per_song=0.0, recency_days=0.0)  # no real signal
     rng = np.random.default_rng(0)
     y = table["churn"].to_numpy()
