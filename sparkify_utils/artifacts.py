@@ -64,7 +64,7 @@ PAGE_CHURN = _a("page_churn_byUser.csv", "run", "csv", EDA, (DASHBOARD,),
                  "median_per_100_songs"))
 SONGS_PER_USER = _a("numofsongs_byUser.csv", "run", "csv", EDA, (DASHBOARD,), "songs played per user",
                     ("userId", "churn", "songs"))
-USER_LIFETIMES = _a("user_lifetimes.csv", "run", "csv", EDA, (DASHBOARD,),
+USER_LIFETIMES = _a("user_lifetimes.csv", "run", "csv", EDA, (MODELS, DASHBOARD),
                     "the users table as CSV (retention and churn over time)",
                     USER_COLUMNS)
 EDA_SUMMARY = _a("eda_summary.json", "run", "json", EDA, (DASHBOARD,), "headline numbers of the EDA",
@@ -93,6 +93,10 @@ FEATURE_IMPORTANCE = _a("feature_importance.csv", "run", "csv", MODELS, (DASHBOA
 AT_RISK = _a("at_risk_users.csv", "run", "csv", MODELS, (DASHBOARD,),
              "active users scored by the chosen model, riskiest first, with their main reasons",
              ("userId", "probability", "at_risk", "level", "recency_days", "top_features"))
+DECISIONS = _a("decisions.json", "run", "json", MODELS, (DASHBOARD,),
+               "decision evaluation: calibration and reliability, lift and gains, campaign economics and profit "
+               "curves, held-out scores, time to churn (Kaplan-Meier, log-rank, Cox); every figure's data",
+               ("chosen_model", "calibration", "lift", "economics", "held_out_scores", "survival"))
 SAVED_MODELS = _a("models", "spark", "model", MODELS, (),
                   "every fitted model, one directory per model: a Spark ML PipelineModel, or a scikit-learn "
                   "model as a skops file (written by the driver: in the run directory when spark_dir is a URL)")
@@ -101,7 +105,7 @@ SAVED_MODELS = _a("models", "spark", "model", MODELS, (),
 ARTIFACTS: tuple[Artifact, ...] = (
     MANIFEST, EXECUTED, FIGURES, DATA_QUALITY, EVENTS, QUARANTINE, USERS, LEVEL_CHURN, PAGE_CHURN, SONGS_PER_USER,
     USER_LIFETIMES, EDA_SUMMARY, FEATURE_TABLE, SCORING_TABLE, FEATURE_DICTIONARY, USER_ITEM, FEATURES_SUMMARY,
-    MODEL_METRICS, PREDICTIONS, FEATURE_IMPORTANCE, AT_RISK, SAVED_MODELS,
+    MODEL_METRICS, PREDICTIONS, FEATURE_IMPORTANCE, AT_RISK, DECISIONS, SAVED_MODELS,
 )
 BY_NAME = {artifact.name: artifact for artifact in ARTIFACTS}
 

@@ -112,3 +112,123 @@ def test_cox_model_finds_the_covariate_that_drives_the_hazard():
     # Shuffled durations carry no signal: the held-out C-index falls to about 0.5.
     shuffled = table.assign(days=rng.permutation(table["days"].to_numpy()), event=rng.permutation(event))
     assert abs(survival.fit_cox(shuffled, ["risk", "noise"], train).concordance_test - 0.5) < 0.1
+
+
+# --- the decision evaluation of a real comparison (modeling.decisions) ----------------------------------------
+
+DAY_MS = 86_400_000
+START_MS = 1_538_352_000_000  # 2018-10-01 UTC
+
+
+def _users_and_lifetimes(n: int = 240, seed: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A per-user table whose churners play fewer songs, and a users table whose churners cancel sooner."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.25).astype(int)
+    ids = [f"u{i:04d}" for i in range(n)]
+    table = pd.DataFrame({
+        "userId": ids, "churn": y,
+        "songs": np.round(np.exp(rng.normal(6.5 - 0.8 * y, 0.7))),
+        "ads_per_song": np.abs(rng.normal(0.015 + 0.02 * y, 0.01)),
+        "tenure_days": rng.uniform(10, 300, n),
+        "noise": rng.normal(size=n),
+        "level": rng.choice(["free", "paid"], n),
+    })
+    first = START_MS + rng.integers(0, 10 * DAY_MS, n)
+    end = START_MS + 60 * DAY_MS
+    churn_ts = np.where(y == 1, first + rng.integers(DAY_MS, 45 * DAY_MS, n), np.nan)
+    lifetimes = pd.DataFrame({"userId": ids, "churn": y, "churn_ts": churn_ts, "first_ts": first,
+                              "last_ts": np.where(y == 1, churn_ts, end)})
+    return table, lifetimes
+
+
+@pytest.fixture(scope="module")
+def comparison(spark):
+    from sparkify_utils.modeling import compare, sklearn_backend
+
+    table, lifetimes = _users_and_lifetimes()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sklearn_backend, "PARAM_GRIDS", {"lr": {"regParam": [0.01]}, "rf": {"maxDepth": [4]}})
+        result = compare.compare_models(spark.createDataFrame(table), models=["lr", "rf"], seed=1, cv_folds=3,
+                                        cv_repeats=2, tuning_folds=2, model_backend="sklearn")
+    return result, lifetimes
+
+
+ECON = economics.Economics(contact_cost=2.0, churner_value=40.0, save_rate=0.3)
+
+
+def test_calibration_is_fit_on_training_users_only(comparison):
+    from sparkify_utils.modeling import decisions
+
+    result, lifetimes = comparison
+    held_out = set(result.predictions["userId"])
+    validation = result.validation
+    # One out-of-fold prediction per training user and model (first CV repeat), none of a held-out user.
+    assert not held_out & set(validation["userId"])
+    assert (validation.groupby("model")["userId"].nunique() == result.split["train_users"]).all()
+    assert not validation.duplicated(["model", "userId"]).any()
+    decision = decisions.evaluate(result, ECON, lifetimes, seed=1)
+    table = decision.calibration.set_index("model")
+    assert set(table.index) == {"lr", "rf"}
+    for model in table.index:  # the held-out Brier scores are those of the held-out predictions
+        held = result.predictions[result.predictions["model"] == model]
+        assert table.at[model, "brier_raw"] == pytest.approx(reliability.brier(held["label"], held["probability"]))
+        # The calibrator is the one choose_calibrator picks from the training users' predictions alone.
+        oof = validation[validation["model"] == model]
+        expected, _ = reliability.choose_calibrator(oof["label"], oof["probability"], seed=1)
+        assert decision.calibrators[model].method == expected.method == table.at[model, "method"]
+    # Held-out scores: calibrated, riskiest first, and the economics use exactly them.
+    held = decision.held_out
+    assert np.allclose(held["probability"], decision.calibrator.transform(held["score"]))
+    assert held["probability"].is_monotonic_decreasing
+    assert decision.held_out_profit["expected_profit"].iloc[1] == pytest.approx(
+        held["probability"].iloc[0] * 0.3 * 40 - 2)
+    assert set(decision.lift["model"]) == {"lr", "rf", "majority", "rule"}
+    assert set(decision.lift["share"]) == set(lift.TOP_SHARES)
+
+
+def test_survival_is_wired_and_skipped_with_a_reason(comparison, tmp_path):
+    from sparkify_utils.modeling import decisions
+    from sparkify_utils.paths import run_paths
+
+    result, lifetimes = comparison
+    decision = decisions.evaluate(result, ECON, lifetimes, seed=1)
+    s = decision.survival
+    assert s is not None and s.users == result.split["users"] and s.events == result.split["churners"]
+    assert "tenure_days" not in s.covariates and {"songs", "ads_per_song"} <= set(s.covariates)
+    assert set(s.tests) == {"paid_vs_free", "high_vs_low_risk"}
+    # Churners cancel within 45 days and play fewer songs: more songs, lower hazard; the model ranks them.
+    ratios = s.hazard_ratios.set_index("covariate")
+    assert ratios.at["songs", "hazard_ratio"] < 1 and 0.5 < s.concordance_test <= 1
+    assert s.tests["high_vs_low_risk"]["p_value"] < 0.05
+    # A user's own table: no timestamps, so survival is skipped with the reason; the rest still works.
+    none, reason = decisions.load_lifetimes(run_paths(str(tmp_path / "run")), "my_table.parquet")
+    assert none is None and "my_table.parquet" in reason and "skipped" in reason
+    skipped = decisions.evaluate(result, ECON, None, seed=1, no_survival_reason=reason)
+    assert skipped.survival is None and skipped.survival_note == reason
+    assert reason in decisions.summary_text(skipped)
+    none, reason = decisions.load_lifetimes(run_paths(str(tmp_path / "empty-run")))
+    assert none is None and "user_lifetimes.csv" in reason
+
+
+def test_decisions_json_is_declared_and_complete(comparison, tmp_path):
+    from sparkify_utils import artifacts
+    from sparkify_utils.modeling import decisions, outputs
+    from sparkify_utils.paths import run_paths
+    from sparkify_utils.report.run import Run
+
+    result, lifetimes = comparison
+    decision = decisions.evaluate(result, ECON, lifetimes, seed=1)
+    campaign = decisions.plan_campaign(decision, np.array([0.9, 0.5, 0.2, 0.05]))
+    # Expected profit per user 12 p - 2: positive above p = 1/6, so the first three are worth contacting.
+    assert campaign["k"] == 3 and campaign["threshold"] == pytest.approx(0.2)
+    assert campaign["profit"] == pytest.approx(12 * 1.6 - 6)
+    paths = run_paths(str(tmp_path / "run"))
+    written = outputs.save_artifacts(result, paths, None, decision)
+    assert artifacts.DECISIONS.name in written and artifacts.DECISIONS in artifacts.written_by(artifacts.MODELS)
+    document = Run(paths.run_dir).json(artifacts.DECISIONS)  # checked against the registry's keys
+    assert document["economics"]["parameters"] == {"contact_cost": 2.0, "churner_value": 40.0, "save_rate": 0.3}
+    assert document["economics"]["campaign"]["k"] == 3
+    assert document["calibration"]["method"] == decision.calibrator.method
+    assert {r["model"] for r in document["calibration"]["reliability"]} == {"lr", "rf"}
+    assert document["survival"]["available"] and document["survival"]["cox"]["hazard_ratios"]
+    assert len(document["held_out_scores"]) == result.split["test_users"]

@@ -17,6 +17,7 @@ from scipy.stats import spearmanr
 
 from sparkify_utils.artifacts import AT_RISK, FEATURES
 from sparkify_utils.modeling.compare import Comparison
+from sparkify_utils.modeling.reliability import Calibrator
 from sparkify_utils.modeling.table import ModelInputError
 
 #: Columns copied into ``at_risk_users.csv`` when present, first match wins.
@@ -24,6 +25,8 @@ LEVEL_COLUMNS = ("level", "current_level", "last_level")
 RECENCY_COLUMNS = ("recency_days", "days_since_last_activity", "days_since_last_event", "days_inactive")
 #: How many features explain each at-risk score.
 TOP_FEATURES = 3
+#: Columns of ``at_risk_users.csv`` beyond those its readers require: the model's raw score before calibration.
+EXTRA_COLUMNS = ("score",)
 
 
 @dataclass
@@ -70,10 +73,16 @@ def _describe(name: str, value: float, centre: float) -> str:
     return f"{name} ({'high' if value > centre else 'low'})"
 
 
-def rank_at_risk(result: Comparison, scoring: DataFrame | None, source: str = "") -> AtRiskList:
-    """Score every user of ``scoring`` with the chosen model: riskiest first, at-risk flag, top reasons."""
+def rank_at_risk(result: Comparison, scoring: DataFrame | None, source: str = "",
+                 calibrator: Calibrator | None = None) -> AtRiskList:
+    """Score every user of ``scoring`` with the chosen model: riskiest first, at-risk flag, top reasons.
+
+    With a ``calibrator`` (fit on validation predictions, see :mod:`~sparkify_utils.modeling.decisions`),
+    ``probability`` is the calibrated churn probability, ``score`` the model's raw one, and the at-risk flag
+    uses the decision threshold mapped by the same calibrator.
+    """
     start = time.perf_counter()
-    columns = list(AT_RISK.columns)
+    columns = [*AT_RISK.columns, *EXTRA_COLUMNS]
     if scoring is None:
         where = f"at {source!r}" if source else "given (pass scoring_path to score a custom table)"
         return AtRiskList(pd.DataFrame(columns=columns), source, f"No scoring table {where}: nobody scored.",
@@ -94,6 +103,10 @@ def rank_at_risk(result: Comparison, scoring: DataFrame | None, source: str = ""
                            *(F.col(c).cast("double").alias("recency_days") for c in [recency_col] if c)).toPandas()
     scored = scored.merge(extra, on="userId", how="left")
     threshold = result.thresholds[result.chosen]
+    scored["score"] = scored["probability"]
+    if calibrator is not None and len(scored):
+        scored["probability"] = calibrator.transform(scored["score"])
+        threshold = float(calibrator.transform([threshold])[0])
     scored["at_risk"] = (scored["probability"] >= threshold).astype(int)
     if len(scored):
         train = result.backend.vectors(model, result.backend.training_users())
@@ -105,7 +118,10 @@ def rank_at_risk(result: Comparison, scoring: DataFrame | None, source: str = ""
             top = [j for j in np.argsort(-row, kind="mergesort")[:TOP_FEATURES] if row[j] > 0]
             reasons.append("; ".join(_describe(result.feature_names[j], X[i, j], centre[j]) for j in top))
         scored["top_features"] = reasons
-    table = scored.reindex(columns=columns).sort_values(["probability", "userId"], ascending=[False, True])
-    note = (f"{len(table)} users scored by {result.chosen}; {int(table['at_risk'].sum())} at or above the threshold "
-            f"{threshold:.3f}; level from {level_col!r}, days since last activity from {recency_col!r}")
+    # Calibration can tie users (isotonic steps): the raw score orders them within a tie.
+    table = scored.reindex(columns=columns).sort_values(["probability", "score", "userId"],
+                                                        ascending=[False, False, True], kind="mergesort")
+    scale = f" (probabilities calibrated: {calibrator.method})" if calibrator is not None else ""
+    note = (f"{len(table)} users scored by {result.chosen}{scale}; {int(table['at_risk'].sum())} at or above the "
+            f"threshold {threshold:.3f}; level from {level_col!r}, days since last activity from {recency_col!r}")
     return AtRiskList(table.reset_index(drop=True), source, note, time.perf_counter() - start, level_col, recency_col)
