@@ -141,15 +141,19 @@ def _users_and_lifetimes(n: int = 240, seed: int = 5) -> tuple[pd.DataFrame, pd.
     return table, lifetimes
 
 
+ONE_POINT_GRIDS = {"lr": {"regParam": [0.01]}, "dt": {"maxDepth": [3]}, "rf": {"maxDepth": [4]},
+                   "gbt": {"maxDepth": [2]}}
+
+
 @pytest.fixture(scope="module")
 def comparison(spark):
     from sparkify_utils.modeling import compare, sklearn_backend
 
     table, lifetimes = _users_and_lifetimes()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sklearn_backend, "PARAM_GRIDS", {"lr": {"regParam": [0.01]}, "rf": {"maxDepth": [4]}})
-        result = compare.compare_models(spark.createDataFrame(table), models=["lr", "rf"], seed=1, cv_folds=3,
-                                        cv_repeats=2, tuning_folds=2, model_backend="sklearn")
+        patch.setattr(sklearn_backend, "PARAM_GRIDS", ONE_POINT_GRIDS)
+        result = compare.compare_models(spark.createDataFrame(table), models=list(ONE_POINT_GRIDS), seed=1,
+                                        cv_folds=3, cv_repeats=2, tuning_folds=2, model_backend="sklearn")
     return result, lifetimes
 
 
@@ -168,7 +172,7 @@ def test_calibration_is_fit_on_training_users_only(comparison):
     assert not validation.duplicated(["model", "userId"]).any()
     decision = decisions.evaluate(result, ECON, lifetimes, seed=1)
     table = decision.calibration.set_index("model")
-    assert set(table.index) == {"lr", "rf"}
+    assert set(table.index) == set(ONE_POINT_GRIDS)
     for model in table.index:  # the held-out Brier scores are those of the held-out predictions
         held = result.predictions[result.predictions["model"] == model]
         assert table.at[model, "brier_raw"] == pytest.approx(reliability.brier(held["label"], held["probability"]))
@@ -182,7 +186,7 @@ def test_calibration_is_fit_on_training_users_only(comparison):
     assert held["probability"].is_monotonic_decreasing
     assert decision.held_out_profit["expected_profit"].iloc[1] == pytest.approx(
         held["probability"].iloc[0] * 0.3 * 40 - 2)
-    assert set(decision.lift["model"]) == {"lr", "rf", "majority", "rule"}
+    assert set(decision.lift["model"]) == {*ONE_POINT_GRIDS, "majority", "rule"}
     assert set(decision.lift["share"]) == set(lift.TOP_SHARES)
 
 
@@ -229,6 +233,67 @@ def test_decisions_json_is_declared_and_complete(comparison, tmp_path):
     assert document["economics"]["parameters"] == {"contact_cost": 2.0, "churner_value": 40.0, "save_rate": 0.3}
     assert document["economics"]["campaign"]["k"] == 3
     assert document["calibration"]["method"] == decision.calibrator.method
-    assert {r["model"] for r in document["calibration"]["reliability"]} == {"lr", "rf"}
+    assert {r["model"] for r in document["calibration"]["reliability"]} == set(ONE_POINT_GRIDS)
     assert document["survival"]["available"] and document["survival"]["cox"]["hazard_ratios"]
     assert len(document["held_out_scores"]) == result.split["test_users"]
+
+
+# --- exact reasons (modeling.explain) -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", list(ONE_POINT_GRIDS))
+def test_contributions_add_up_to_the_model_output(comparison, model):
+    """Per user: the contributions plus the base value are the model's own output (log-odds or probability)."""
+    from dataclasses import replace
+
+    from sparkify_utils.modeling import explain, sklearn_backend
+
+    result, _ = comparison
+    result = replace(result, chosen=model)
+    fitted = result.models[model]
+    vectors = result.backend.vectors(fitted, result.table)
+    X = np.stack(vectors["x"].to_numpy())
+    contrib = explain.contributions(result, X, X, vectors["probability"])
+    assert contrib.exact and contrib.values.shape == (len(result.table), len(result.feature_names))
+    pipeline = sklearn_backend._pipeline(fitted)
+    inputs = sklearn_backend.model_input(result.table, result.spec)
+    if contrib.output == "log-odds":
+        assert model in ("lr", "gbt")
+        output = pipeline.decision_function(inputs)
+    else:
+        assert model in ("dt", "rf") and contrib.output == "probability"
+        output = pipeline.predict_proba(inputs)[:, 1]
+    np.testing.assert_allclose(contrib.values.sum(axis=1) + contrib.base, output, rtol=0, atol=1e-8)
+    assert ("TreeSHAP" in contrib.method) == (model != "lr")
+
+
+def test_top_reasons_are_the_largest_signed_contributions():
+    from sparkify_utils.modeling import explain
+
+    values = np.array([[0.5, -0.9, 0.1, 0.0], [0.0, 0.0, 0.2, 0.0]])
+    contrib = explain.Contributions(values, 0.0, "log-odds", "test", True)
+    X = np.array([[10.0, 1.0, 3.0, 1.0], [0.0, 0.0, 5.0, 0.0]])
+    found = explain.top_reasons(contrib, X, np.array([5.0, 2.0, 4.0, 0.5]), ["songs", "ads", "days", "level=paid"])
+    assert found.loc[0, "top_features"] == "ads (low) -0.900; songs (high) +0.500; days (low) +0.100"
+    assert found.loc[0, "contribution_1"] == -0.9 and found.loc[0, "reason_2"] == "songs (high)"
+    # Features that contribute nothing are not reasons.
+    assert found.loc[1, "top_features"] == "days (high) +0.200" and found.loc[1, "reason_2"] is None
+
+
+def test_at_risk_list_carries_calibrated_probabilities_and_exact_reasons(comparison, spark):
+    from dataclasses import replace
+
+    from sparkify_utils.modeling import decisions, explain
+
+    result, lifetimes = comparison
+    result = replace(result, chosen="gbt")
+    decision = decisions.evaluate(result, ECON, lifetimes, seed=1)
+    scoring = spark.createDataFrame(result.table.drop(columns=["churn"]).head(30))
+    at_risk = explain.rank_at_risk(result, scoring, "test", decision.calibrator)
+    table = at_risk.table
+    assert np.allclose(table["probability"], decision.calibrator.transform(table["score"]))
+    assert (table["at_risk"] == (table["probability"] >= decision.threshold)).all()
+    assert at_risk.reasons["exact"] and at_risk.reasons["output"] == "log-odds"
+    assert table["reason_1"].notna().all() and "TreeSHAP" in at_risk.note
+    first = table.iloc[0]
+    assert first["top_features"].startswith(f"{first['reason_1']} {first['contribution_1']:+.3f}")

@@ -73,7 +73,7 @@ def metrics_document(result: Comparison, at_risk: AtRiskList | None = None) -> d
         document["scoring"] = {"source": at_risk.source, "users": len(at_risk.table),
                                "at_risk": int(at_risk.table["at_risk"].sum()) if len(at_risk.table) else 0,
                                "level_column": at_risk.level_column, "recency_column": at_risk.recency_column,
-                               "note": at_risk.note}
+                               "reasons": at_risk.reasons, "note": at_risk.note}
     return _clean(document)
 
 
