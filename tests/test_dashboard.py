@@ -91,7 +91,26 @@ def write_fake_run(path: Path, users: int = 40, seed: int = 0) -> Path:
         "top_features": "songs (low); tenure_days (low)",
     }).sort_values("probability", ascending=False).to_csv(path / "at_risk_users.csv", index=False)
     (path / "decisions.json").write_text(json.dumps(fake_decisions(rng)))
+    (path / "backtest.json").write_text(json.dumps(fake_backtest()))
     return path
+
+
+def fake_backtest() -> dict:
+    """A backtest.json with two evaluated test cutoffs and one skipped."""
+    ok = {"status": "ok", "train_users": 190, "train_churners": 14, "test_users": 180, "test_users_note": "",
+          "f1": 0.2, "pr_auc": 0.15, "lift_10": 1.8, "brier": 0.06}
+    return {
+        "parameters": {"backtest_cutoffs": 3, "backtest_step_days": 7}, "skipped": "",
+        "note": "Out of time, churn-class F1 is 0.180.",
+        "cutoffs": [{"test_cutoff": "2018-11-05", "train_cutoff": "2018-10-22", "train_churners": 3,
+                     "test_churners": 5, "status": "skipped: at most 3 cancellations"},
+                    {**ok, "test_cutoff": "2018-11-12", "train_cutoff": "2018-10-29", "test_churners": 11},
+                    {**ok, "test_cutoff": "2018-11-19", "train_cutoff": "2018-11-05", "test_churners": 12, "f1": 0.16}],
+        "overall": {"users": 360, "churners": 23, "f1": 0.18, "pr_auc": 0.14, "lift_10": 1.7, "brier": 0.06,
+                    "cutoffs": 2},
+        "cross_validation": {"label_mode": "horizon", "f1_mean": 0.3, "f1_sd": 0.05, "pr_auc_mean": 0.25,
+                             "pr_auc_sd": 0.04},
+    }
 
 
 def fake_decisions(rng: np.random.Generator, users: int = 30) -> dict:
@@ -434,3 +453,17 @@ def test_decision_sections_show_the_stored_figures(fake_run):
     assert isinstance(reliability[0], go.Figure) and "Brier calibrated" in reliability[1].data
     # Raw curves of every model and the chosen model's calibrated one, plus the diagonal.
     assert len(reliability[0].data) == 1 + 2 + 1
+
+
+def test_backtest_section_shows_cutoffs_next_to_cv_or_why_it_was_skipped(fake_run):
+    figure, note, table = build_section(fake_run, "backtest")
+    assert isinstance(figure, go.Figure) and list(figure.data[0].x) == ["2018-11-12", "2018-11-19"]
+    assert "Out of time" in note.data
+    assert table.data.count("<tr") == 1 + 3 + 2  # header, three cutoffs, pooled, CV
+    assert "skipped: at most 3 cancellations" in table.data and "0.300 ± 0.050" in table.data
+    reason = "The backtest is skipped: a table of your own."
+    skipped = {**fake_backtest(), "skipped": reason, "note": reason, "cutoffs": [], "overall": {},
+               "cross_validation": {}}
+    (fake_run.path / "backtest.json").write_text(json.dumps(skipped))
+    items = build_section(fake_run, "backtest")
+    assert len(items) == 1 and "a table of your own" in items[0].data and "spk-notice" not in items[0].data

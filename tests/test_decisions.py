@@ -297,3 +297,68 @@ def test_at_risk_list_carries_calibrated_probabilities_and_exact_reasons(compari
     assert table["reason_1"].notna().all() and "TreeSHAP" in at_risk.note
     first = table.iloc[0]
     assert first["top_features"].startswith(f"{first['reason_1']} {first['contribution_1']:+.3f}")
+
+
+# --- out-of-time backtest (modeling.backtest) -------------------------------------------------------------------
+
+
+def test_backtest_cutoffs_leave_a_horizon_between_training_and_test(spark):
+    from sparkify_utils.modeling import backtest
+
+    users = spark.createDataFrame(pd.DataFrame({
+        "userId": ["a", "b"], "churn": [0, 1], "churn_ts": [None, START_MS + 30 * DAY_MS],
+        "first_ts": [START_MS, START_MS], "last_ts": [START_MS + 62 * DAY_MS, START_MS + 30 * DAY_MS]}))
+    pairs = backtest.plan_cutoffs(users, cutoffs=3, step_days=7, horizon_days=14)
+    # The log ends at the midnight after its last event (2018-12-03); the last test cutoff leaves a horizon.
+    assert [(a.isoformat(), b.isoformat()) for a, b in pairs] == [
+        ("2018-10-22", "2018-11-05"), ("2018-10-29", "2018-11-12"), ("2018-11-05", "2018-11-19")]
+    # Every training label (cancelled within 14 days of the training cutoff) is known on the test cutoff.
+    assert all((test - train).days == 14 for train, test in pairs)
+    with pytest.raises(backtest.BacktestError, match="backtest_cutoffs=8.*before the log's first event"):
+        backtest.plan_cutoffs(users, cutoffs=8, step_days=7, horizon_days=14)
+    with pytest.raises(backtest.BacktestError, match="backtest_step_days=0"):
+        backtest.plan_cutoffs(users, cutoffs=3, step_days=0, horizon_days=14)
+
+
+def test_backtest_pair_trains_on_the_earlier_cutoff_and_scores_the_later(comparison, spark):
+    from dataclasses import replace
+
+    from sparkify_utils.modeling import backtest
+
+    result, _ = comparison
+    result = replace(result, chosen="lr")
+    train, _ = _users_and_lifetimes(n=300, seed=11)
+    test, _ = _users_and_lifetimes(n=200, seed=12)
+    row, scores = backtest._evaluate_pair(result, train, test, spark, seed=1)
+    assert row["status"] == "ok" and row["train_users"] == 300 and row["test_users"] == 200
+    assert row["test_churners"] == int(test["churn"].sum()) == int(scores["label"].sum())
+    # Scored: the later cutoff's users only, with the labels they really had.
+    assert scores["userId"].str.endswith("@test").all() and len(scores) == 200
+    y = test.set_index(test["userId"] + "@test").loc[scores["userId"], "churn"].to_numpy()
+    assert (scores["label"].to_numpy() == y).all()
+    # Churners play fewer songs at both cutoffs: the model trained on one ranks the other.
+    assert row["pr_auc"] > test["churn"].mean() and row["lift_10"] > 1
+    assert row["brier"] == pytest.approx(reliability.brier(scores["label"], scores["probability"]))
+    # Too few churners at the training cutoff to choose a threshold: skipped, saying so.
+    few = train.assign(churn=0)
+    few.loc[:2, "churn"] = 1
+    row, scores = backtest._evaluate_pair(result, few, test, spark, seed=1)
+    assert scores is None and row["status"].startswith("skipped: 3 churners")
+
+
+def test_backtest_is_skipped_with_a_reason_for_a_users_own_table(comparison, tmp_path):
+    from sparkify_utils.modeling import backtest, outputs
+    from sparkify_utils.paths import run_paths
+
+    result, _ = comparison
+    paths = run_paths(str(tmp_path / "run"))
+    skipped = backtest.backtest_run(result, None, paths, features_path="mine.csv")
+    assert "mine.csv" in skipped.skipped and "skipped" in skipped.note
+    assert "switched off" in backtest.backtest_run(result, None, paths, cutoffs=0).skipped
+    assert "features_summary.json" in backtest.backtest_run(result, None, paths).skipped
+    outputs.save_artifacts(result, paths, None, None, skipped)
+    from sparkify_utils import artifacts
+    from sparkify_utils.report.run import Run
+
+    document = Run(paths.run_dir).json(artifacts.BACKTEST)
+    assert document["skipped"] == skipped.skipped and document["cutoffs"] == []

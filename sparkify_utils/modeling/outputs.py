@@ -9,7 +9,16 @@ from typing import Any
 
 import numpy as np
 
-from sparkify_utils.artifacts import AT_RISK, DECISIONS, FEATURE_IMPORTANCE, MODEL_METRICS, PREDICTIONS, SAVED_MODELS
+from sparkify_utils.artifacts import (
+    AT_RISK,
+    BACKTEST,
+    DECISIONS,
+    FEATURE_IMPORTANCE,
+    MODEL_METRICS,
+    PREDICTIONS,
+    SAVED_MODELS,
+)
+from sparkify_utils.modeling.backtest import Backtest, backtest_document
 from sparkify_utils.modeling.compare import Comparison, cv_summary, verdict
 from sparkify_utils.modeling.decisions import Decisions, decisions_document
 from sparkify_utils.modeling.explain import AtRiskList
@@ -78,9 +87,9 @@ def metrics_document(result: Comparison, at_risk: AtRiskList | None = None) -> d
 
 
 def save_artifacts(result: Comparison, paths: RunPaths, at_risk: AtRiskList | None = None,
-                   decisions: Decisions | None = None) -> dict[str, str]:
+                   decisions: Decisions | None = None, backtest: Backtest | None = None) -> dict[str, str]:
     """Write the models (by the backend), predictions/importance/at-risk CSVs, ``metrics.json`` and, given the
-    decision evaluation, ``decisions.json`` (driver)."""
+    decision evaluation and the backtest, ``decisions.json`` and ``backtest.json`` (driver)."""
     written = {}
     backend = result.backend
     models_dir = paths.dataset(SAVED_MODELS) if backend.saves_with_spark else str(paths.driver_dataset(SAVED_MODELS))
@@ -99,4 +108,7 @@ def save_artifacts(result: Comparison, paths: RunPaths, at_risk: AtRiskList | No
     if decisions is not None:
         paths.file(DECISIONS).write_text(json.dumps(_clean(decisions_document(decisions)), indent=1))
         written[DECISIONS.name] = str(paths.file(DECISIONS))
+    if backtest is not None:
+        paths.file(BACKTEST).write_text(json.dumps(_clean(backtest_document(backtest)), indent=1))
+        written[BACKTEST.name] = str(paths.file(BACKTEST))
     return written

@@ -365,3 +365,21 @@ def hazard_figure(ratios: pd.DataFrame, top: int = 15) -> go.Figure:
     fig = _layout(fig, f"Cox hazard ratios per sd (top {len(shown)} by p-value, 95 % intervals)",
                   "hazard ratio (> 1: cancels sooner)", "", height=max(350, 26 * len(shown) + 120))
     return fig.update_layout(xaxis={"type": "log"})
+
+
+def backtest_figure(cutoffs: pd.DataFrame, cross_validation: dict) -> go.Figure:
+    """Churn-class F1 and PR-AUC of the out-of-time backtest per test cutoff (table: test_cutoff, f1, pr_auc,
+    test_churners), with the random-split CV mean ± sd of each as a band."""
+    fig = go.Figure()
+    colors = {"f1": "#4C78A8", "pr_auc": "#E45756"}
+    for metric, label in (("f1", "churn-class F1"), ("pr_auc", "PR-AUC")):
+        color = colors[metric]
+        mean, sd = cross_validation.get(f"{metric}_mean"), cross_validation.get(f"{metric}_sd")
+        if mean is not None:
+            fig.add_hrect(y0=mean - (sd or 0), y1=mean + (sd or 0), fillcolor=_transparent(color), line_width=0)
+            fig.add_hline(y=mean, line_dash="dot", line_color=color)
+        fig.add_scatter(x=cutoffs["test_cutoff"], y=cutoffs[metric], mode="lines+markers", name=f"{label} out of time",
+                        line_color=color, customdata=cutoffs["test_churners"],
+                        hovertemplate="cutoff %{x}: %{y:.3f} (%{customdata} churners)<extra>" + label + "</extra>")
+    title = "Out-of-time backtest by test cutoff (dotted: random-split CV mean ± sd)"
+    return _layout(fig, title, "test cutoff", "score").update_layout(yaxis={"range": [0, 1.02]})

@@ -23,6 +23,7 @@ from IPython.display import HTML, display
 
 from sparkify_utils.artifacts import (
     AT_RISK,
+    BACKTEST,
     DATA_QUALITY,
     DECISIONS,
     EDA_SUMMARY,
@@ -370,6 +371,42 @@ def _reliability(run: Run) -> list[Any]:
     return [plots.reliability_figure(shown, _labels(decisions)), HTML(table)]
 
 
+def backtest_table(document: dict[str, Any]) -> str:
+    """HTML table of the backtest per test cutoff, pooled, and the random-split CV figure beside them."""
+    def cell(value: Any, spec: str = ".3f") -> str:
+        return f"<td>{fmt(value, spec, '–')}</td>"
+
+    rows = []
+    for r in document["cutoffs"]:
+        if r.get("status") == "ok":
+            rows.append(f"<tr><th>{html.escape(r['test_cutoff'])}</th><td>{r['test_users']}</td>"
+                        f"<td>{r['test_churners']}</td>{cell(r['f1'])}{cell(r['pr_auc'])}{cell(r['lift_10'], '.2f')}"
+                        f"{cell(r['brier'])}</tr>")
+        else:
+            rows.append(f"<tr><th>{html.escape(r['test_cutoff'])}</th><td colspan=\"6\">"
+                        f"{html.escape(str(r.get('status')))}</td></tr>")
+    o, cv = document["overall"], document["cross_validation"]
+    if o:
+        rows.append(f"<tr style=\"font-weight: 600\"><th>pooled</th><td>{o['users']}</td><td>{o['churners']}</td>"
+                    f"{cell(o['f1'])}{cell(o['pr_auc'])}{cell(o['lift_10'], '.2f')}{cell(o['brier'])}</tr>")
+    if cv:
+        rows.append(f"<tr><th>random-split CV ({html.escape(cv['label_mode'])})</th><td></td><td></td>"
+                    f"<td>{cv['f1_mean']:.3f} ± {cv['f1_sd']:.3f}</td><td>{cv['pr_auc_mean']:.3f} ± "
+                    f"{cv['pr_auc_sd']:.3f}</td><td></td><td></td></tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("test cutoff", "users", "churners", "F1", "PR-AUC", "lift@10%", "Brier"))
+    return f'<table class="spk-table spk-backtest"><tr>{head}</tr>{"".join(rows)}</table>'
+
+
+def _backtest(run: Run) -> list[Any]:
+    document = run.json(BACKTEST)
+    text = HTML(f'<p class="spk-verdict spk-backtest-note">{html.escape(document["note"])}</p>')
+    if document["skipped"] or not document["cutoffs"]:
+        return [text]
+    ok = pd.DataFrame([r for r in document["cutoffs"] if r.get("status") == "ok"])
+    items: list[Any] = [plots.backtest_figure(ok, document["cross_validation"])] if len(ok) else []
+    return [*items, text, HTML(backtest_table(document))]
+
+
 def chart_count(items: list[Any]) -> int:
     """How many plotly charts a section's items draw: its figures and those drawn inside its widgets."""
     return sum(1 if isinstance(item, go.Figure) else getattr(item, "spk_charts", 0) for item in items)
@@ -425,6 +462,10 @@ SECTIONS: dict[str, Section] = {
         "Can the probabilities be trusted?", "Observed churn rate against predicted probability on held-out users "
         "(on the diagonal: calibrated); the chosen model before and after calibration on training users' "
         "out-of-fold predictions, with Brier scores and their skill over the base rate.", _reliability,
+    ),
+    "backtest": Section(
+        "Backtest over time", "The chosen model trained on an earlier cutoff and judged on who actually cancelled "
+        "after a later one, cutoff after cutoff, next to the random-split cross-validation figure.", _backtest,
     ),
     "at_risk": Section(
         "Users at risk", "Active users scored by the chosen model, riskiest first; the slider starts at the "
