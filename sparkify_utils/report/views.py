@@ -273,6 +273,46 @@ def _economics_slider(key: str, label: str, value: float, low: float, high: floa
     return slider
 
 
+def profit_svg(curve: pd.DataFrame, best: dict[str, Any], width: int = 640, height: int = 240) -> str:
+    """The expected-profit curve as an inline SVG line chart, with the best k marked and the zero line.
+
+    Drawn in the kernel as plain markup so the campaign widget redraws it with its sliders through an HTML
+    widget: an Output widget holding a plotly chart can leave a notebook run waiting (jupyter/nbclient#312).
+    """
+    left, right, top, bottom = 60, 15, 15, 35
+    k, profit = curve["k"].to_numpy(float), curve["expected_profit"].to_numpy(float)
+    low, high = min(0.0, float(profit.min())), max(0.0, float(profit.max()))
+    span_x, span_y = max(float(k.max()), 1.0), (high - low) or 1.0
+
+    def x(value: float) -> float:
+        return left + (width - left - right) * value / span_x
+
+    def y(value: float) -> float:
+        return top + (height - top - bottom) * (high - value) / span_y
+
+    step = max(1, len(k) // 400)  # at most ~400 points on the line
+    points = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in zip(k[::step], profit[::step], strict=True))
+    points += f" {x(k[-1]):.1f},{y(profit[-1]):.1f}"
+    bx, by = x(best["k"]), y(best["profit"])
+    return (
+        f'<svg class="spk-profit" width="{width}" height="{height}" role="img" '
+        f'aria-label="expected profit by users contacted">'
+        f'<line x1="{left}" y1="{y(0):.1f}" x2="{width - right}" y2="{y(0):.1f}" stroke="#999" stroke-width="1"/>'
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="#ccc"/>'
+        f'<polyline fill="none" stroke="#4C78A8" stroke-width="2" points="{points}"/>'
+        f'<line x1="{bx:.1f}" y1="{top}" x2="{bx:.1f}" y2="{height - bottom}" stroke="#333" stroke-dasharray="4 3"/>'
+        f'<circle cx="{bx:.1f}" cy="{by:.1f}" r="4" fill="#E45756"/>'
+        f'<text x="{min(bx + 6, width - 170):.1f}" y="{top + 12}" font-size="12">best k = {best["k"]:,}: '
+        f'{best["profit"]:,.1f}</text>'
+        f'<text x="{left - 6}" y="{y(high) + 4:.1f}" font-size="11" text-anchor="end">{high:,.0f}</text>'
+        f'<text x="{left - 6}" y="{y(low) + 4:.1f}" font-size="11" text-anchor="end">{low:,.0f}</text>'
+        f'<text x="{left}" y="{height - 18}" font-size="11">0</text>'
+        f'<text x="{width - right}" y="{height - 18}" font-size="11" text-anchor="end">{int(k.max()):,}</text>'
+        f'<text x="{(left + width - right) / 2:.0f}" y="{height - 4}" font-size="12" text-anchor="middle">'
+        f"users contacted, riskiest first (expected profit)</text></svg>"
+    )
+
+
 def campaign_widget(decisions: dict[str, Any], scored: pd.DataFrame) -> widgets.VBox:
     """Sliders for the three campaign parameters; on every change the profit curve, its best k, the held-out check
     and the list of the top k users (with their reasons, downloadable) are recomputed from the stored scores."""
@@ -285,7 +325,7 @@ def campaign_widget(decisions: dict[str, Any], scored: pd.DataFrame) -> widgets.
         "save_rate": _economics_slider("save_rate", "Share of contacted churners saved", params["save_rate"], 0.0,
                                        1.0, 0.01),
     }
-    summary, chart, body = widgets.HTML(), widgets.Output(), widgets.HTML()
+    summary, chart, body = widgets.HTML(), widgets.HTML(), widgets.HTML()
     headers = {c: h for c, h in CAMPAIGN_HEADERS.items() if c in scored.columns}
 
     def refresh(_: object = None) -> None:
@@ -293,8 +333,7 @@ def campaign_widget(decisions: dict[str, Any], scored: pd.DataFrame) -> widgets.
         try:
             plan = campaign(decisions, scored, **values)
         except EconomicsError as exc:
-            summary.value, body.value = notice(str(exc)), ""
-            chart.clear_output()
+            summary.value, body.value, chart.value = notice(str(exc)), "", ""
             return
         best, held, econ = plan["best"], plan["held_out"], plan["economics"]
         contacted = plan["contacted"]
@@ -311,10 +350,7 @@ def campaign_widget(decisions: dict[str, Any], scored: pd.DataFrame) -> widgets.
             f"contacts {held['k']} and would have earned {held['realised_profit']:,.1f} (expected "
             f"{held['profit']:,.1f}). {link}</p>"
         )
-        with chart:
-            chart.clear_output(wait=True)
-            display(figure_bundle(plots.profit_figure(plan["curve"], best, "Expected profit on the scored users")),
-                    raw=True)
+        chart.value = profit_svg(plan["curve"], best)
         page = contacted.head(MAX_TABLE_ROWS)[list(headers)].rename(columns=headers)
         body.value = page.to_html(index=False, classes="spk-table spk-campaign", border=0, na_rep="",
                                   formatters={"churn probability": "{:.3f}".format})
@@ -322,9 +358,7 @@ def campaign_widget(decisions: dict[str, Any], scored: pd.DataFrame) -> widgets.
     for slider in sliders.values():
         slider.observe(refresh, "value")
     refresh()
-    box = widgets.VBox([widgets.HBox(list(sliders.values())), summary, chart, body])
-    box.spk_charts = 1  # one plotly chart drawn inside the widget (see chart_count)
-    return box
+    return widgets.VBox([widgets.HBox(list(sliders.values())), summary, chart, body])
 
 
 def _campaign(run: Run) -> list[Any]:
@@ -405,11 +439,6 @@ def _backtest(run: Run) -> list[Any]:
     ok = pd.DataFrame([r for r in document["cutoffs"] if r.get("status") == "ok"])
     items: list[Any] = [plots.backtest_figure(ok, document["cross_validation"])] if len(ok) else []
     return [*items, text, HTML(backtest_table(document))]
-
-
-def chart_count(items: list[Any]) -> int:
-    """How many plotly charts a section's items draw: its figures and those drawn inside its widgets."""
-    return sum(1 if isinstance(item, go.Figure) else getattr(item, "spk_charts", 0) for item in items)
 
 
 @dataclass(frozen=True)
