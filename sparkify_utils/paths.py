@@ -25,8 +25,9 @@ PARAMS_DIR = PROJECT_ROOT / "params"
 DEFAULT_INPUT_NAME = "sparkify_events.json"
 
 #: Synthetic logs the project makes on demand when they are missing: file name -> users.
-#: The default is mini-sized (like the real 128 MB sample); the CI one keeps the suite fast.
-EMBEDDED_LOGS = {DEFAULT_INPUT_NAME: 225, "sparkify_ci.json": 100}
+#: The default is mini-sized (like the real 128 MB sample); the CI one keeps the suite fast; the big one
+#: (params/big.yaml) holds enough churners per fortnight for a stable out-of-time backtest.
+EMBEDDED_LOGS = {DEFAULT_INPUT_NAME: 225, "sparkify_ci.json": 100, "sparkify_big.json": 3000}
 EMBEDDED_SEED = 42
 
 #: Kernel name registered by ``make`` for the project's virtual environment.

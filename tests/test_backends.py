@@ -205,7 +205,9 @@ def test_the_feature_that_drives_churn_is_the_top_reason(spark, driven, model):
     active = _one_driver(200, seed=9).drop(columns="churn")
     table = explain.rank_at_risk(result, spark.createDataFrame(active), "memory").table
     riskiest = table.head(20)
-    assert riskiest["top_features"].str.split("; ").str[0].eq("days_inactive (high)").all(), riskiest
+    assert riskiest["reason_1"].eq("days_inactive (high)").all(), riskiest
+    assert riskiest["top_features"].str.startswith("days_inactive (high) +").all()
+    assert (riskiest["contribution_1"] > 0).all()
     # And it is never a reason for the least inactive users.
     least = table.merge(active, on="userId").nsmallest(40, "days_inactive")
     assert not least["top_features"].str.contains("days_inactive (high)", regex=False).any()

@@ -16,6 +16,7 @@ from IPython.display import HTML
 
 from sparkify_utils import artifacts, paths
 from sparkify_utils.data import schema
+from sparkify_utils.modeling.economics import EconomicsError
 from sparkify_utils.modeling.survival import durations, kaplan_meier
 from sparkify_utils.report import analysis, run, server, views
 from sparkify_utils.report.analysis import filter_at_risk, retention_curves
@@ -89,7 +90,55 @@ def write_fake_run(path: Path, users: int = 40, seed: int = 0) -> Path:
         "level": levels[churn == 0], "recency_days": rng.uniform(0, 20, len(active)).round(1),
         "top_features": "songs (low); tenure_days (low)",
     }).sort_values("probability", ascending=False).to_csv(path / "at_risk_users.csv", index=False)
+    (path / "decisions.json").write_text(json.dumps(fake_decisions(rng)))
+    (path / "backtest.json").write_text(json.dumps(fake_backtest()))
     return path
+
+
+def fake_backtest() -> dict:
+    """A backtest.json with two evaluated test cutoffs and one skipped."""
+    ok = {"status": "ok", "train_users": 190, "train_churners": 14, "test_users": 180, "test_users_note": "",
+          "f1": 0.2, "pr_auc": 0.15, "lift_10": 1.8, "brier": 0.06}
+    return {
+        "parameters": {"backtest_cutoffs": 3, "backtest_step_days": 7}, "skipped": "",
+        "note": "Out of time, churn-class F1 is 0.180.",
+        "cutoffs": [{"test_cutoff": "2018-11-05", "train_cutoff": "2018-10-22", "train_churners": 3,
+                     "test_churners": 5, "status": "skipped: at most 3 cancellations"},
+                    {**ok, "test_cutoff": "2018-11-12", "train_cutoff": "2018-10-29", "test_churners": 11},
+                    {**ok, "test_cutoff": "2018-11-19", "train_cutoff": "2018-11-05", "test_churners": 12, "f1": 0.16}],
+        "overall": {"users": 360, "churners": 23, "f1": 0.18, "pr_auc": 0.14, "lift_10": 1.7, "brier": 0.06,
+                    "cutoffs": 2},
+        "cross_validation": {"label_mode": "horizon", "f1_mean": 0.3, "f1_sd": 0.05, "pr_auc_mean": 0.25,
+                             "pr_auc_sd": 0.04},
+    }
+
+
+def fake_decisions(rng: np.random.Generator, users: int = 30) -> dict:
+    """A decisions.json as the model step writes it, from random held-out scores."""
+    from sparkify_utils.modeling import lift
+
+    label = (rng.random(users) < 0.3).astype(int)
+    probability = np.clip(0.3 * label + rng.random(users) * 0.7, 0, 1)
+    held = pd.DataFrame({"userId": [f"h{i}" for i in range(users)], "label": label, "score": probability,
+                         "probability": probability}).sort_values("probability", ascending=False)
+    models = {"lr": "logistic regression", "gbt": "gradient-boosted trees"}
+    reliability = [{"model": m, "scale": scale, "predicted": p, "observed": p + 0.05, "users": 10}
+                   for m in models for scale in ("raw", "calibrated") for p in (0.1, 0.5, 0.9)]
+    calibration = [{"model": m, "label": name, "method": "platt", "users": users, "brier_raw": 0.2,
+                    "brier_calibrated": 0.15, "skill_raw": -0.1, "skill_calibrated": 0.1} for m, name in models.items()]
+    return {
+        "chosen_model": "gbt", "base_rate": 0.3,
+        "calibration": {"method": "platt", "threshold_raw": 0.42, "threshold": 0.37, "models": calibration,
+                        "reliability": reliability},
+        "lift": {"shares": list(lift.TOP_SHARES), "labels": models,
+                 "models": [r for m in models for r in lift.lift_table(label, probability).assign(model=m)
+                            .to_dict("records")],
+                 "gains": [r for m in models for r in lift.gains_curve(label, probability).assign(model=m)
+                           .to_dict("records")]},
+        "economics": {"parameters": {"contact_cost": 5.0, "churner_value": 60.0, "save_rate": 0.25}},
+        "held_out_scores": held.to_dict("records"),
+        "survival": {"available": False, "note": "skipped"},
+    }
 
 
 @pytest.fixture
@@ -341,6 +390,9 @@ def test_importance_shows_the_chosen_model(fake_run):
 
 
 def test_slider_starts_at_the_model_threshold(fake_run):
+    # On the calibrated scale of the at-risk list's probabilities when the run calibrated them.
+    assert views.model_threshold(fake_run) == 0.37
+    (fake_run.path / "decisions.json").unlink()
     assert views.model_threshold(fake_run) == 0.42
     (fake_run.path / "metrics.json").unlink()
     assert views.model_threshold(fake_run) == views.DEFAULT_THRESHOLD
@@ -353,3 +405,66 @@ def test_dashboard_never_imports_pyspark():
             "print(sorted(m for m in sys.modules if m.startswith('pyspark')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]", f"the dashboard must render without Spark: {result.stdout}"
+
+
+def test_campaign_is_recomputed_from_stored_scores(fake_run):
+    decisions = json.loads((fake_run.path / "decisions.json").read_text())
+    scored = pd.read_csv(fake_run.path / "at_risk_users.csv", dtype={"userId": str})
+    plan = analysis.campaign(decisions, scored, contact_cost=5.0, churner_value=60.0, save_rate=0.25)
+    # Contacting pays while 60 x 0.25 x p > 5, i.e. for every user with p > 1/3.
+    assert plan["best"]["k"] == int((scored["probability"] > 1 / 3).sum())
+    assert plan["contacted"]["userId"].tolist() == scored.nlargest(plan["best"]["k"], "probability")["userId"].tolist()
+    held = pd.DataFrame(decisions["held_out_scores"])
+    assert plan["held_out"]["k"] == int((held["probability"] > 1 / 3).sum())
+    contacted = held.nlargest(plan["held_out"]["k"], "probability")
+    assert plan["held_out"]["realised_profit"] == pytest.approx(15 * contacted["label"].sum() - 5 * len(contacted))
+    # Dearer contacts: fewer users worth it.
+    assert analysis.campaign(decisions, scored, 10.0, 60.0, 0.25)["best"]["k"] < plan["best"]["k"]
+    with pytest.raises(EconomicsError, match="contact_cost"):
+        analysis.campaign(decisions, scored, 0.0, 60.0, 0.25)
+
+
+def test_campaign_widget_follows_its_sliders(fake_run):
+    decisions = json.loads((fake_run.path / "decisions.json").read_text())
+    scored = pd.read_csv(fake_run.path / "at_risk_users.csv", dtype={"userId": str})
+    box = views.campaign_widget(decisions, scored)
+    (cost, value, save), summary, _, body = box.children[0].children, *box.children[1:]
+    assert (cost.value, value.value, save.value) == (5.0, 60.0, 0.25)
+    assert "<svg" in box.children[2].value and 'best k = ' in box.children[2].value
+
+    def shown_k() -> int:
+        return int(summary.value.split('data-k="')[1].split('"')[0])
+
+    assert shown_k() == int((scored["probability"] > 1 / 3).sum())
+    save.value = 1.0  # every contacted churner kept: worth contacting above p = 5 / 60
+    k = int((scored["probability"] > 5 / 60).sum())
+    assert shown_k() == k and body.value.split("<tbody>")[1].count("<tr") == min(k, views.MAX_TABLE_ROWS)
+    payload = summary.value.split("base64,")[1].split('"')[0]
+    downloaded = pd.read_csv(pd.io.common.BytesIO(base64.b64decode(payload)), dtype={"userId": str})
+    assert downloaded["userId"].tolist() == scored.nlargest(k, "probability")["userId"].tolist()
+    assert "main reasons" in body.value and "top_features" in downloaded.columns
+    save.value = 0.0  # nobody saved: nobody worth contacting
+    assert shown_k() == 0 and "no scored user is worth contacting" in summary.value
+
+
+def test_decision_sections_show_the_stored_figures(fake_run):
+    gains = build_section(fake_run, "gains")
+    assert isinstance(gains[0], go.Figure) and "spk-lift" in gains[1].data
+    reliability = build_section(fake_run, "reliability")
+    assert isinstance(reliability[0], go.Figure) and "Brier calibrated" in reliability[1].data
+    # Raw curves of every model and the chosen model's calibrated one, plus the diagonal.
+    assert len(reliability[0].data) == 1 + 2 + 1
+
+
+def test_backtest_section_shows_cutoffs_next_to_cv_or_why_it_was_skipped(fake_run):
+    figure, note, table = build_section(fake_run, "backtest")
+    assert isinstance(figure, go.Figure) and list(figure.data[0].x) == ["2018-11-12", "2018-11-19"]
+    assert "Out of time" in note.data
+    assert table.data.count("<tr") == 1 + 3 + 2  # header, three cutoffs, pooled, CV
+    assert "skipped: at most 3 cancellations" in table.data and "0.300 ± 0.050" in table.data
+    reason = "The backtest is skipped: a table of your own."
+    skipped = {**fake_backtest(), "skipped": reason, "note": reason, "cutoffs": [], "overall": {},
+               "cross_validation": {}}
+    (fake_run.path / "backtest.json").write_text(json.dumps(skipped))
+    items = build_section(fake_run, "backtest")
+    assert len(items) == 1 and "a table of your own" in items[0].data and "spk-notice" not in items[0].data

@@ -112,3 +112,253 @@ def test_cox_model_finds_the_covariate_that_drives_the_hazard():
     # Shuffled durations carry no signal: the held-out C-index falls to about 0.5.
     shuffled = table.assign(days=rng.permutation(table["days"].to_numpy()), event=rng.permutation(event))
     assert abs(survival.fit_cox(shuffled, ["risk", "noise"], train).concordance_test - 0.5) < 0.1
+
+
+# --- the decision evaluation of a real comparison (modeling.decisions) ----------------------------------------
+
+DAY_MS = 86_400_000
+START_MS = 1_538_352_000_000  # 2018-10-01 UTC
+
+
+def _users_and_lifetimes(n: int = 240, seed: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A per-user table whose churners play fewer songs, and a users table whose churners cancel sooner."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.25).astype(int)
+    ids = [f"u{i:04d}" for i in range(n)]
+    table = pd.DataFrame({
+        "userId": ids, "churn": y,
+        "songs": np.round(np.exp(rng.normal(6.5 - 0.8 * y, 0.7))),
+        "ads_per_song": np.abs(rng.normal(0.015 + 0.02 * y, 0.01)),
+        "tenure_days": rng.uniform(10, 300, n),
+        "noise": rng.normal(size=n),
+        "level": rng.choice(["free", "paid"], n),
+    })
+    first = START_MS + rng.integers(0, 10 * DAY_MS, n)
+    end = START_MS + 60 * DAY_MS
+    churn_ts = np.where(y == 1, first + rng.integers(DAY_MS, 45 * DAY_MS, n), np.nan)
+    lifetimes = pd.DataFrame({"userId": ids, "churn": y, "churn_ts": churn_ts, "first_ts": first,
+                              "last_ts": np.where(y == 1, churn_ts, end)})
+    return table, lifetimes
+
+
+ONE_POINT_GRIDS = {"lr": {"regParam": [0.01]}, "dt": {"maxDepth": [3]}, "rf": {"maxDepth": [4]},
+                   "gbt": {"maxDepth": [2]}}
+
+
+@pytest.fixture(scope="module")
+def comparison(spark):
+    from sparkify_utils.modeling import compare, sklearn_backend
+
+    table, lifetimes = _users_and_lifetimes()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sklearn_backend, "PARAM_GRIDS", ONE_POINT_GRIDS)
+        result = compare.compare_models(spark.createDataFrame(table), models=list(ONE_POINT_GRIDS), seed=1,
+                                        cv_folds=3, cv_repeats=2, tuning_folds=2, model_backend="sklearn")
+    return result, lifetimes
+
+
+ECON = economics.Economics(contact_cost=2.0, churner_value=40.0, save_rate=0.3)
+
+
+def test_calibration_is_fit_on_training_users_only(comparison):
+    from sparkify_utils.modeling import decisions
+
+    result, lifetimes = comparison
+    held_out = set(result.predictions["userId"])
+    validation = result.validation
+    # One out-of-fold prediction per training user and model (first CV repeat), none of a held-out user.
+    assert not held_out & set(validation["userId"])
+    assert (validation.groupby("model")["userId"].nunique() == result.split["train_users"]).all()
+    assert not validation.duplicated(["model", "userId"]).any()
+    decision = decisions.evaluate(result, ECON, lifetimes, seed=1)
+    table = decision.calibration.set_index("model")
+    assert set(table.index) == set(ONE_POINT_GRIDS)
+    for model in table.index:  # the held-out Brier scores are those of the held-out predictions
+        held = result.predictions[result.predictions["model"] == model]
+        assert table.at[model, "brier_raw"] == pytest.approx(reliability.brier(held["label"], held["probability"]))
+        # The calibrator is the one choose_calibrator picks from the training users' predictions alone.
+        oof = validation[validation["model"] == model]
+        expected, _ = reliability.choose_calibrator(oof["label"], oof["probability"], seed=1)
+        assert decision.calibrators[model].method == expected.method == table.at[model, "method"]
+    # Held-out scores: calibrated, riskiest first, and the economics use exactly them.
+    held = decision.held_out
+    assert np.allclose(held["probability"], decision.calibrator.transform(held["score"]))
+    assert held["probability"].is_monotonic_decreasing
+    assert decision.held_out_profit["expected_profit"].iloc[1] == pytest.approx(
+        held["probability"].iloc[0] * 0.3 * 40 - 2)
+    assert set(decision.lift["model"]) == {*ONE_POINT_GRIDS, "majority", "rule"}
+    assert set(decision.lift["share"]) == set(lift.TOP_SHARES)
+
+
+def test_survival_is_wired_and_skipped_with_a_reason(comparison, tmp_path):
+    from sparkify_utils.modeling import decisions
+    from sparkify_utils.paths import run_paths
+
+    result, lifetimes = comparison
+    decision = decisions.evaluate(result, ECON, lifetimes, seed=1)
+    s = decision.survival
+    assert s is not None and s.users == result.split["users"] and s.events == result.split["churners"]
+    assert "tenure_days" not in s.covariates and {"songs", "ads_per_song"} <= set(s.covariates)
+    assert set(s.tests) == {"paid_vs_free", "high_vs_low_risk"}
+    # Churners cancel within 45 days and play fewer songs: more songs, lower hazard; the model ranks them.
+    ratios = s.hazard_ratios.set_index("covariate")
+    assert ratios.at["songs", "hazard_ratio"] < 1 and 0.5 < s.concordance_test <= 1
+    assert s.tests["high_vs_low_risk"]["p_value"] < 0.05
+    # A user's own table: no timestamps, so survival is skipped with the reason; the rest still works.
+    none, reason = decisions.load_lifetimes(run_paths(str(tmp_path / "run")), "my_table.parquet")
+    assert none is None and "my_table.parquet" in reason and "skipped" in reason
+    skipped = decisions.evaluate(result, ECON, None, seed=1, no_survival_reason=reason)
+    assert skipped.survival is None and skipped.survival_note == reason
+    assert reason in decisions.summary_text(skipped)
+    none, reason = decisions.load_lifetimes(run_paths(str(tmp_path / "empty-run")))
+    assert none is None and "user_lifetimes.csv" in reason
+
+
+def test_decisions_json_is_declared_and_complete(comparison, tmp_path):
+    from sparkify_utils import artifacts
+    from sparkify_utils.modeling import decisions, outputs
+    from sparkify_utils.paths import run_paths
+    from sparkify_utils.report.run import Run
+
+    result, lifetimes = comparison
+    decision = decisions.evaluate(result, ECON, lifetimes, seed=1)
+    campaign = decisions.plan_campaign(decision, np.array([0.9, 0.5, 0.2, 0.05]))
+    # Expected profit per user 12 p - 2: positive above p = 1/6, so the first three are worth contacting.
+    assert campaign["k"] == 3 and campaign["threshold"] == pytest.approx(0.2)
+    assert campaign["profit"] == pytest.approx(12 * 1.6 - 6)
+    paths = run_paths(str(tmp_path / "run"))
+    written = outputs.save_artifacts(result, paths, None, decision)
+    assert artifacts.DECISIONS.name in written and artifacts.DECISIONS in artifacts.written_by(artifacts.MODELS)
+    document = Run(paths.run_dir).json(artifacts.DECISIONS)  # checked against the registry's keys
+    assert document["economics"]["parameters"] == {"contact_cost": 2.0, "churner_value": 40.0, "save_rate": 0.3}
+    assert document["economics"]["campaign"]["k"] == 3
+    assert document["calibration"]["method"] == decision.calibrator.method
+    assert {r["model"] for r in document["calibration"]["reliability"]} == set(ONE_POINT_GRIDS)
+    assert document["survival"]["available"] and document["survival"]["cox"]["hazard_ratios"]
+    assert len(document["held_out_scores"]) == result.split["test_users"]
+
+
+# --- exact reasons (modeling.explain) -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", list(ONE_POINT_GRIDS))
+def test_contributions_add_up_to_the_model_output(comparison, model):
+    """Per user: the contributions plus the base value are the model's own output (log-odds or probability)."""
+    from dataclasses import replace
+
+    from sparkify_utils.modeling import explain, sklearn_backend
+
+    result, _ = comparison
+    result = replace(result, chosen=model)
+    fitted = result.models[model]
+    vectors = result.backend.vectors(fitted, result.table)
+    X = np.stack(vectors["x"].to_numpy())
+    contrib = explain.contributions(result, X, X, vectors["probability"])
+    assert contrib.exact and contrib.values.shape == (len(result.table), len(result.feature_names))
+    pipeline = sklearn_backend._pipeline(fitted)
+    inputs = sklearn_backend.model_input(result.table, result.spec)
+    if contrib.output == "log-odds":
+        assert model in ("lr", "gbt")
+        output = pipeline.decision_function(inputs)
+    else:
+        assert model in ("dt", "rf") and contrib.output == "probability"
+        output = pipeline.predict_proba(inputs)[:, 1]
+    np.testing.assert_allclose(contrib.values.sum(axis=1) + contrib.base, output, rtol=0, atol=1e-8)
+    assert ("TreeSHAP" in contrib.method) == (model != "lr")
+
+
+def test_top_reasons_are_the_largest_signed_contributions():
+    from sparkify_utils.modeling import explain
+
+    values = np.array([[0.5, -0.9, 0.1, 0.0], [0.0, 0.0, 0.2, 0.0]])
+    contrib = explain.Contributions(values, 0.0, "log-odds", "test", True)
+    X = np.array([[10.0, 1.0, 3.0, 1.0], [0.0, 0.0, 5.0, 0.0]])
+    found = explain.top_reasons(contrib, X, np.array([5.0, 2.0, 4.0, 0.5]), ["songs", "ads", "days", "level=paid"])
+    assert found.loc[0, "top_features"] == "ads (low) -0.900; songs (high) +0.500; days (low) +0.100"
+    assert found.loc[0, "contribution_1"] == -0.9 and found.loc[0, "reason_2"] == "songs (high)"
+    # Features that contribute nothing are not reasons.
+    assert found.loc[1, "top_features"] == "days (high) +0.200" and found.loc[1, "reason_2"] is None
+
+
+def test_at_risk_list_carries_calibrated_probabilities_and_exact_reasons(comparison, spark):
+    from dataclasses import replace
+
+    from sparkify_utils.modeling import decisions, explain
+
+    result, lifetimes = comparison
+    result = replace(result, chosen="gbt")
+    decision = decisions.evaluate(result, ECON, lifetimes, seed=1)
+    scoring = spark.createDataFrame(result.table.drop(columns=["churn"]).head(30))
+    at_risk = explain.rank_at_risk(result, scoring, "test", decision.calibrator)
+    table = at_risk.table
+    assert np.allclose(table["probability"], decision.calibrator.transform(table["score"]))
+    assert (table["at_risk"] == (table["probability"] >= decision.threshold)).all()
+    assert at_risk.reasons["exact"] and at_risk.reasons["output"] == "log-odds"
+    assert table["reason_1"].notna().all() and "TreeSHAP" in at_risk.note
+    first = table.iloc[0]
+    assert first["top_features"].startswith(f"{first['reason_1']} {first['contribution_1']:+.3f}")
+
+
+# --- out-of-time backtest (modeling.backtest) -------------------------------------------------------------------
+
+
+def test_backtest_cutoffs_leave_a_horizon_between_training_and_test(spark):
+    from sparkify_utils.modeling import backtest
+
+    users = spark.createDataFrame(pd.DataFrame({
+        "userId": ["a", "b"], "churn": [0, 1], "churn_ts": [None, START_MS + 30 * DAY_MS],
+        "first_ts": [START_MS, START_MS], "last_ts": [START_MS + 62 * DAY_MS, START_MS + 30 * DAY_MS]}))
+    pairs = backtest.plan_cutoffs(users, cutoffs=3, step_days=7, horizon_days=14)
+    # The log ends at the midnight after its last event (2018-12-03); the last test cutoff leaves a horizon.
+    assert [(a.isoformat(), b.isoformat()) for a, b in pairs] == [
+        ("2018-10-22", "2018-11-05"), ("2018-10-29", "2018-11-12"), ("2018-11-05", "2018-11-19")]
+    # Every training label (cancelled within 14 days of the training cutoff) is known on the test cutoff.
+    assert all((test - train).days == 14 for train, test in pairs)
+    with pytest.raises(backtest.BacktestError, match="backtest_cutoffs=8.*before the log's first event"):
+        backtest.plan_cutoffs(users, cutoffs=8, step_days=7, horizon_days=14)
+    with pytest.raises(backtest.BacktestError, match="backtest_step_days=0"):
+        backtest.plan_cutoffs(users, cutoffs=3, step_days=0, horizon_days=14)
+
+
+def test_backtest_pair_trains_on_the_earlier_cutoff_and_scores_the_later(comparison, spark):
+    from dataclasses import replace
+
+    from sparkify_utils.modeling import backtest
+
+    result, _ = comparison
+    result = replace(result, chosen="lr")
+    train, _ = _users_and_lifetimes(n=300, seed=11)
+    test, _ = _users_and_lifetimes(n=200, seed=12)
+    row, scores = backtest._evaluate_pair(result, train, test, spark, seed=1)
+    assert row["status"] == "ok" and row["train_users"] == 300 and row["test_users"] == 200
+    assert row["test_churners"] == int(test["churn"].sum()) == int(scores["label"].sum())
+    # Scored: the later cutoff's users only, with the labels they really had.
+    assert scores["userId"].str.endswith("@test").all() and len(scores) == 200
+    y = test.set_index(test["userId"] + "@test").loc[scores["userId"], "churn"].to_numpy()
+    assert (scores["label"].to_numpy() == y).all()
+    # Churners play fewer songs at both cutoffs: the model trained on one ranks the other.
+    assert row["pr_auc"] > test["churn"].mean() and row["lift_10"] > 1
+    assert row["brier"] == pytest.approx(reliability.brier(scores["label"], scores["probability"]))
+    # Too few churners at the training cutoff to choose a threshold: skipped, saying so.
+    few = train.assign(churn=0)
+    few.loc[:2, "churn"] = 1
+    row, scores = backtest._evaluate_pair(result, few, test, spark, seed=1)
+    assert scores is None and row["status"].startswith("skipped: 3 churners")
+
+
+def test_backtest_is_skipped_with_a_reason_for_a_users_own_table(comparison, tmp_path):
+    from sparkify_utils.modeling import backtest, outputs
+    from sparkify_utils.paths import run_paths
+
+    result, _ = comparison
+    paths = run_paths(str(tmp_path / "run"))
+    skipped = backtest.backtest_run(result, None, paths, features_path="mine.csv")
+    assert "mine.csv" in skipped.skipped and "skipped" in skipped.note
+    assert "switched off" in backtest.backtest_run(result, None, paths, cutoffs=0).skipped
+    assert "features_summary.json" in backtest.backtest_run(result, None, paths).skipped
+    outputs.save_artifacts(result, paths, None, None, skipped)
+    from sparkify_utils import artifacts
+    from sparkify_utils.report.run import Run
+
+    document = Run(paths.run_dir).json(artifacts.BACKTEST)
+    assert document["skipped"] == skipped.skipped and document["cutoffs"] == []

@@ -73,6 +73,10 @@ class Backend(Protocol):
         """Mean and sd of the standardisation before a linear model (None for trees)."""
         ...
 
+    def estimator(self, fitted: Any) -> Any:
+        """The fitted classifier itself, after the preprocessing and scaling (for exact per-user contributions)."""
+        ...
+
     def set_threshold(self, fitted: Any, threshold: float) -> Any:
         """The model whose own predictions flag ``probability >= threshold`` (returned; may be the same object)."""
         ...

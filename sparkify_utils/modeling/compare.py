@@ -73,6 +73,12 @@ class Comparison:
     backend: Backend
     #: Why this backend fits the models (the ``model_backend`` choice).
     backend_reason: str
+    #: The per-user table as modelled (sorted by id): id, label and feature columns.
+    table: pd.DataFrame | None = None
+    #: Out-of-fold predictions of the training users (never the held-out ones): for every model, each
+    #: training user's probability from the first CV repeat's fold in which the user was scored
+    #: (``userId``, ``label``, ``probability``, ``model``). What calibration is fit on.
+    validation: pd.DataFrame | None = None
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -170,6 +176,8 @@ def compare_models(
         chosen=choose_model(folds, models),
         backend=backend,
         backend_reason=backend_reason,
+        table=table,
+        validation=_out_of_fold(fitted, groups["cv"][:cv_folds], ids),
     )
 
 
@@ -208,6 +216,17 @@ def _prediction_frame(ids: object, y: object, score: object, threshold: float, m
     score = np.asarray(score, float)
     return pd.DataFrame({"userId": ids, "label": np.asarray(y, int), "probability": score,
                          "prediction": (score >= threshold).astype(int), "model": model})
+
+
+def _out_of_fold(fitted: list[Fitted], splits: list[str], ids: np.ndarray) -> pd.DataFrame:
+    """Each training user's out-of-fold probability per model, from the folds of one CV repeat (``splits``)."""
+    frames = []
+    for fit in fitted:
+        if fit.split in splits:
+            test = fit.predictions[fit.predictions[ROLE] == "test"]
+            frames.append(pd.DataFrame({"userId": ids[test[ROW].to_numpy()], "label": test[LABEL].astype(int),
+                                        "probability": test["probability"].astype(float), "model": fit.model}))
+    return pd.concat(frames, ignore_index=True).sort_values(["model", "userId"], kind="mergesort", ignore_index=True)
 
 
 def _cv_rows(fitted: list[Fitted], table: pd.DataFrame, roles: pd.DataFrame, splits: list[str],

@@ -1,12 +1,14 @@
 """Why a user is at risk: the chosen model scores the active users, and each score is explained.
 
 The at-risk list (``at_risk_users.csv``) holds every user of the scoring table, riskiest first, with the
-at-risk flag at the chosen threshold and the features that push the user's score up most.
+at-risk flag at the chosen threshold and each user's three main reasons: the features with the largest exact
+contributions to the model's output for that user (:func:`contributions`), signed.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +19,7 @@ from scipy.stats import spearmanr
 
 from sparkify_utils.artifacts import AT_RISK, FEATURES
 from sparkify_utils.modeling.compare import Comparison
+from sparkify_utils.modeling.reliability import Calibrator
 from sparkify_utils.modeling.table import ModelInputError
 
 #: Columns copied into ``at_risk_users.csv`` when present, first match wins.
@@ -24,6 +27,9 @@ LEVEL_COLUMNS = ("level", "current_level", "last_level")
 RECENCY_COLUMNS = ("recency_days", "days_since_last_activity", "days_since_last_event", "days_inactive")
 #: How many features explain each at-risk score.
 TOP_FEATURES = 3
+#: Columns of ``at_risk_users.csv`` beyond those its readers require: the model's raw score before calibration,
+#: and each of the top reasons with its signed contribution.
+EXTRA_COLUMNS = ("score", *(f"{kind}_{i}" for i in range(1, TOP_FEATURES + 1) for kind in ("reason", "contribution")))
 
 
 @dataclass
@@ -36,32 +42,71 @@ class AtRiskList:
     seconds: float
     level_column: str | None = None
     recency_column: str | None = None
+    #: How the reasons were computed (method, output scale, exact or not).
+    reasons: dict[str, object] | None = None
 
 
-def _pushes(result: Comparison, train: pd.DataFrame, scored: pd.DataFrame) -> np.ndarray:
-    """How much each feature pushes each user's score up (users x features; a documented approximation).
+@dataclass
+class Contributions:
+    """Each feature's contribution to each user's model output (users x features) and what they add up to.
 
-    LR: coefficient x standardised value = the feature's exact share of the log-odds relative to the
-    average training user. Trees: importance x robust z-score ((value - training median) / IQR, clipped
-    to ±3) x the sign of the feature's Spearman correlation with the model's training probabilities.
+    When ``exact``, ``values.sum(axis=1) + base`` equals the chosen model's own output for every user, on the
+    ``output`` scale (log-odds or probability).
     """
-    backend, model = result.backend, result.models[result.chosen]
-    X, X_train = np.stack(scored["x"].to_numpy()), np.stack(train["x"].to_numpy())
-    importance, coef = backend.importance(result.chosen, model)
-    scaling = backend.scaling(model)
+
+    values: np.ndarray
+    base: float
+    output: str
+    method: str
+    exact: bool
+
+
+#: scikit-learn tree models TreeSHAP explains exactly (the sklearn backend's dt, rf and gbt).
+_SHAP_TREES = ("DecisionTreeClassifier", "RandomForestClassifier", "GradientBoostingClassifier",
+               "HistGradientBoostingClassifier")
+
+
+def contributions(result: Comparison, X: np.ndarray, X_train: np.ndarray, train_probability: object) -> Contributions:
+    """Per-user feature contributions to the chosen model's output for the input vectors ``X``.
+
+    * Logistic regression (both backends): coefficient x standardised value, in log-odds; the base is the
+      intercept (the log-odds of a user at the training mean of every feature). Exact.
+    * scikit-learn trees: TreeSHAP (``shap.TreeExplainer``): gradient boosting in log-odds, a decision tree or
+      forest in probability; the base is the model's mean output over its training data. Exact.
+    * Spark ML trees: no exact method here; an approximation (importance x robust z-score ((value - training
+      median) / IQR, clipped to ±3) x the sign of the feature's Spearman correlation with the training
+      probabilities), said so in ``method``. Run with ``model_backend=sklearn`` for exact reasons.
+    """
+    backend, fitted = result.backend, result.models[result.chosen]
+    estimator = backend.estimator(fitted)
+    importance, coef = backend.importance(result.chosen, fitted)
+    scaling = backend.scaling(fitted)
     if coef is not None and scaling is not None:
         mean, std = scaling
         z = np.divide(X - mean, std, out=np.zeros_like(X), where=std > 0)
-        return z * coef
+        intercept = estimator.intercept_[0] if hasattr(estimator, "intercept_") else estimator.intercept
+        return Contributions(z * coef, float(intercept), "log-odds", "coefficient × standardised value (exact)", True)
+    if type(estimator).__name__ in _SHAP_TREES and type(estimator).__module__.startswith("sklearn"):
+        with warnings.catch_warnings():  # shap's plotting colours use matplotlib calls due for deprecation
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            import shap  # noqa: PLC0415 - only the at-risk list needs it, and it takes a second to import
+
+        explainer = shap.TreeExplainer(estimator)
+        values, base = np.asarray(explainer.shap_values(X)), np.ravel(explainer.expected_value)
+        if values.ndim == 3:  # one slice per class: the churn class's, in probability
+            return Contributions(values[..., 1], float(base[1]), "probability", "TreeSHAP (exact)", True)
+        return Contributions(values, float(base[0]), "log-odds", "TreeSHAP (exact)", True)
     centre = np.median(X_train, axis=0)
     q75, q25 = np.percentile(X_train, [75, 25], axis=0)
     scale = np.where(q75 - q25 > 0, q75 - q25, X_train.std(axis=0))
     z = np.clip(np.divide(X - centre, scale, out=np.zeros_like(X), where=scale > 0), -3, 3)
     direction = np.array([
-        0.0 if np.ptp(X_train[:, j]) == 0 else np.sign(np.nan_to_num(spearmanr(X_train[:, j], train["probability"])[0]))
+        0.0 if np.ptp(X_train[:, j]) == 0 else np.sign(np.nan_to_num(spearmanr(X_train[:, j], train_probability)[0]))
         for j in range(X_train.shape[1])
     ])
-    return z * importance * direction
+    return Contributions(z * importance * direction, float("nan"), "relative score",
+                         f"approximation for {backend.name} {result.chosen} (importance × robust z-score × direction; "
+                         "not exact: run with model_backend=sklearn for TreeSHAP)", False)
 
 
 def _describe(name: str, value: float, centre: float) -> str:
@@ -70,10 +115,37 @@ def _describe(name: str, value: float, centre: float) -> str:
     return f"{name} ({'high' if value > centre else 'low'})"
 
 
-def rank_at_risk(result: Comparison, scoring: DataFrame | None, source: str = "") -> AtRiskList:
-    """Score every user of ``scoring`` with the chosen model: riskiest first, at-risk flag, top reasons."""
+def top_reasons(contrib: Contributions, X: np.ndarray, centre: np.ndarray, names: list[str],
+                top: int = TOP_FEATURES) -> pd.DataFrame:
+    """Each user's ``top`` features by size of contribution, signed (+ raises the churn score, - lowers it):
+    ``reason_<i>`` (feature and whether the user's value is high or low), ``contribution_<i>``, and
+    ``top_features``, the three in one line."""
+    columns: dict[str, list] = {f"{kind}_{i}": [] for i in range(1, top + 1) for kind in ("reason", "contribution")}
+    lines = []
+    for i, row in enumerate(contrib.values):
+        order = [j for j in np.argsort(-np.abs(row), kind="mergesort")[:top] if row[j] != 0]
+        parts = []
+        for rank in range(1, top + 1):
+            j = order[rank - 1] if rank <= len(order) else None
+            reason = None if j is None else _describe(names[j], X[i, j], centre[j])
+            columns[f"reason_{rank}"].append(reason)
+            columns[f"contribution_{rank}"].append(None if j is None else float(row[j]))
+            if j is not None:
+                parts.append(f"{reason} {row[j]:+.3f}")
+        lines.append("; ".join(parts))
+    return pd.DataFrame({"top_features": lines, **columns})
+
+
+def rank_at_risk(result: Comparison, scoring: DataFrame | None, source: str = "",
+                 calibrator: Calibrator | None = None) -> AtRiskList:
+    """Score every user of ``scoring`` with the chosen model: riskiest first, at-risk flag, top reasons.
+
+    With a ``calibrator`` (fit on validation predictions, see :mod:`~sparkify_utils.modeling.decisions`),
+    ``probability`` is the calibrated churn probability, ``score`` the model's raw one, and the at-risk flag
+    uses the decision threshold mapped by the same calibrator.
+    """
     start = time.perf_counter()
-    columns = list(AT_RISK.columns)
+    columns = [*AT_RISK.columns, *EXTRA_COLUMNS]
     if scoring is None:
         where = f"at {source!r}" if source else "given (pass scoring_path to score a custom table)"
         return AtRiskList(pd.DataFrame(columns=columns), source, f"No scoring table {where}: nobody scored.",
@@ -94,18 +166,30 @@ def rank_at_risk(result: Comparison, scoring: DataFrame | None, source: str = ""
                            *(F.col(c).cast("double").alias("recency_days") for c in [recency_col] if c)).toPandas()
     scored = scored.merge(extra, on="userId", how="left")
     threshold = result.thresholds[result.chosen]
+    scored["score"] = scored["probability"]
+    if calibrator is not None and len(scored):
+        scored["probability"] = calibrator.transform(scored["score"])
+        threshold = float(calibrator.transform([threshold])[0])
     scored["at_risk"] = (scored["probability"] >= threshold).astype(int)
+    reasons = None
     if len(scored):
         train = result.backend.vectors(model, result.backend.training_users())
-        push = _pushes(result, train, scored)
-        centre = np.median(np.stack(train["x"].to_numpy()), axis=0)
-        X = np.stack(scored["x"].to_numpy())
-        reasons = []
-        for i, row in enumerate(push):
-            top = [j for j in np.argsort(-row, kind="mergesort")[:TOP_FEATURES] if row[j] > 0]
-            reasons.append("; ".join(_describe(result.feature_names[j], X[i, j], centre[j]) for j in top))
-        scored["top_features"] = reasons
-    table = scored.reindex(columns=columns).sort_values(["probability", "userId"], ascending=[False, True])
-    note = (f"{len(table)} users scored by {result.chosen}; {int(table['at_risk'].sum())} at or above the threshold "
-            f"{threshold:.3f}; level from {level_col!r}, days since last activity from {recency_col!r}")
-    return AtRiskList(table.reset_index(drop=True), source, note, time.perf_counter() - start, level_col, recency_col)
+        X, X_train = np.stack(scored["x"].to_numpy()), np.stack(train["x"].to_numpy())
+        contrib = contributions(result, X, X_train, train["probability"])
+        scaling = result.backend.scaling(model)
+        centre = scaling[0] if scaling is not None else np.median(X_train, axis=0)
+        found = top_reasons(contrib, X, centre, result.feature_names)
+        scored = pd.concat([scored.reset_index(drop=True), found], axis=1)
+        reasons = {"method": contrib.method, "output": contrib.output, "exact": contrib.exact,
+                   "base_value": contrib.base}
+    # Calibration can tie users (isotonic steps): the raw score orders them within a tie.
+    table = scored.reindex(columns=columns).sort_values(["probability", "score", "userId"],
+                                                        ascending=[False, False, True], kind="mergesort")
+    scale = f" (probabilities calibrated: {calibrator.method})" if calibrator is not None else ""
+    note = (f"{len(table)} users scored by {result.chosen}{scale}; {int(table['at_risk'].sum())} at or above the "
+            f"threshold {threshold:.3f}; level from {level_col!r}, days since last activity from {recency_col!r}")
+    if reasons:
+        note += (f". Reasons: the {TOP_FEATURES} largest signed contributions to the model's output "
+                 f"({reasons['output']}), by {reasons['method']}")
+    return AtRiskList(table.reset_index(drop=True), source, note, time.perf_counter() - start, level_col, recency_col,
+                      reasons)

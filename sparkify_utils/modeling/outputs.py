@@ -1,4 +1,5 @@
-"""The model step's outputs: ``metrics.json`` (every number of the comparison), the CSVs and the saved models."""
+"""The model step's outputs: ``metrics.json`` (every number of the comparison), ``decisions.json`` (the decision
+evaluation), the CSVs and the saved models."""
 
 from __future__ import annotations
 
@@ -8,8 +9,18 @@ from typing import Any
 
 import numpy as np
 
-from sparkify_utils.artifacts import AT_RISK, FEATURE_IMPORTANCE, MODEL_METRICS, PREDICTIONS, SAVED_MODELS
+from sparkify_utils.artifacts import (
+    AT_RISK,
+    BACKTEST,
+    DECISIONS,
+    FEATURE_IMPORTANCE,
+    MODEL_METRICS,
+    PREDICTIONS,
+    SAVED_MODELS,
+)
+from sparkify_utils.modeling.backtest import Backtest, backtest_document
 from sparkify_utils.modeling.compare import Comparison, cv_summary, verdict
+from sparkify_utils.modeling.decisions import Decisions, decisions_document
 from sparkify_utils.modeling.explain import AtRiskList
 from sparkify_utils.modeling.metrics import METRICS
 from sparkify_utils.modeling.table import BASELINE_NAMES, MODEL_NAMES
@@ -71,12 +82,14 @@ def metrics_document(result: Comparison, at_risk: AtRiskList | None = None) -> d
         document["scoring"] = {"source": at_risk.source, "users": len(at_risk.table),
                                "at_risk": int(at_risk.table["at_risk"].sum()) if len(at_risk.table) else 0,
                                "level_column": at_risk.level_column, "recency_column": at_risk.recency_column,
-                               "note": at_risk.note}
+                               "reasons": at_risk.reasons, "note": at_risk.note}
     return _clean(document)
 
 
-def save_artifacts(result: Comparison, paths: RunPaths, at_risk: AtRiskList | None = None) -> dict[str, str]:
-    """Write the models (by the backend), predictions/importance/at-risk CSVs and ``metrics.json`` (driver)."""
+def save_artifacts(result: Comparison, paths: RunPaths, at_risk: AtRiskList | None = None,
+                   decisions: Decisions | None = None, backtest: Backtest | None = None) -> dict[str, str]:
+    """Write the models (by the backend), predictions/importance/at-risk CSVs, ``metrics.json`` and, given the
+    decision evaluation and the backtest, ``decisions.json`` and ``backtest.json`` (driver)."""
     written = {}
     backend = result.backend
     models_dir = paths.dataset(SAVED_MODELS) if backend.saves_with_spark else str(paths.driver_dataset(SAVED_MODELS))
@@ -92,4 +105,10 @@ def save_artifacts(result: Comparison, paths: RunPaths, at_risk: AtRiskList | No
     document["saved"] = written
     paths.file(MODEL_METRICS).write_text(json.dumps(document, indent=2))
     written[MODEL_METRICS.name] = str(paths.file(MODEL_METRICS))
+    if decisions is not None:
+        paths.file(DECISIONS).write_text(json.dumps(_clean(decisions_document(decisions)), indent=1))
+        written[DECISIONS.name] = str(paths.file(DECISIONS))
+    if backtest is not None:
+        paths.file(BACKTEST).write_text(json.dumps(_clean(backtest_document(backtest)), indent=1))
+        written[BACKTEST.name] = str(paths.file(BACKTEST))
     return written

@@ -178,6 +178,10 @@ class SklearnBackend:
         steps = _pipeline(fitted).named_steps
         return (steps["scale"].mean_, steps["scale"].scale_) if "scale" in steps else None
 
+    def estimator(self, fitted: Any) -> Any:
+        """The fitted scikit-learn classifier, last step of the pipeline."""
+        return _pipeline(fitted).named_steps["model"]
+
     def set_threshold(self, fitted: Any, threshold: float) -> FixedThresholdClassifier:
         """The fitted pipeline whose ``predict`` is the at-risk flag (probability >= threshold); no refit."""
         return FixedThresholdClassifier(_pipeline(fitted), threshold=threshold, response_method="predict_proba")

@@ -198,6 +198,10 @@ class SparkBackend:
             return None
         return scaler.mean.toArray(), scaler.std.toArray()
 
+    def estimator(self, fitted: PipelineModel) -> Any:
+        """The fitted Spark ML classification model, last stage of the pipeline."""
+        return fitted.stages[-1]
+
     def set_threshold(self, fitted: PipelineModel, threshold: float) -> PipelineModel:
         """Make the saved model's ``prediction`` column the at-risk flag (probability > threshold)."""
         model = fitted.stages[-1]

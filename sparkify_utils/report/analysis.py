@@ -1,5 +1,5 @@
 """Computations on a run's per-user tables for the dashboard (pandas, no Spark): retention, weekly churn,
-the level table, model scores and the at-risk filter."""
+the level table, model scores, the at-risk filter and the campaign recomputed from stored scores."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pandas as pd
 
 from sparkify_utils.artifacts import FEATURE_IMPORTANCE
 from sparkify_utils.data.schema import DAY_MS
+from sparkify_utils.modeling.economics import Economics, best_campaign, profit_curve
 from sparkify_utils.modeling.survival import durations, kaplan_meier, logrank
 from sparkify_utils.report.run import ArtifactError
 
@@ -91,3 +92,30 @@ def chosen_importance(importance: pd.DataFrame, metrics: dict[str, Any]) -> tupl
         raise ArtifactError(f"feature_importance.csv has no rows for the chosen model {chosen!r}; re-run "
                             f"{FEATURE_IMPORTANCE.writer}.")
     return _model_label(metrics, chosen), rows
+
+
+def ranked_scores(scored: pd.DataFrame) -> pd.DataFrame:
+    """The scored users riskiest first, as the model step ranks them (calibrated probability, then raw score)."""
+    keys = ["probability", *(["score"] if "score" in scored.columns else []), "userId"]
+    return scored.sort_values(keys, ascending=[False] * (len(keys) - 1) + [True], kind="mergesort",
+                              ignore_index=True)
+
+
+def campaign(decisions: dict[str, Any], scored: pd.DataFrame, contact_cost: float, churner_value: float,
+             save_rate: float) -> dict[str, Any]:
+    """The campaign for these economics, from the run's stored scores (no Spark, no model): the expected profit
+    curve of contacting the top k scored users (calibrated probabilities of ``at_risk_users.csv``) and its best k;
+    on the held-out users (``decisions.json``), the expected-profit-optimal k and what it actually earned.
+
+    Raises :class:`~sparkify_utils.modeling.economics.EconomicsError` naming a value out of range.
+    """
+    econ = Economics(contact_cost=contact_cost, churner_value=churner_value, save_rate=save_rate)
+    ranked = ranked_scores(scored)
+    curve = profit_curve(ranked["probability"].to_numpy(float), econ)
+    best = best_campaign(curve)
+    held = pd.DataFrame(decisions["held_out_scores"])
+    held_curve = profit_curve(held["probability"].to_numpy(float), econ, held["label"].to_numpy(float))
+    held_best = best_campaign(held_curve)
+    realised = float(held_curve["realised_profit"].iloc[held_best["k"]])
+    return {"economics": econ, "curve": curve, "best": best, "contacted": ranked.head(best["k"]),
+            "held_out": {**held_best, "realised_profit": realised, "users": len(held)}}

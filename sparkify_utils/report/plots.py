@@ -170,9 +170,10 @@ def write_figures(figures: dict[str, go.Figure], directory: Path) -> list[Path]:
 # --- dashboard figures (inputs computed by sparkify_utils.report.analysis) -------------------------------
 
 
-def retention_figure(curves: pd.DataFrame, test: dict | None = None) -> go.Figure:
+def retention_figure(curves: pd.DataFrame, test: dict | None = None, compared: str = "paid vs free",
+                     title: str = "Retention by days since first seen (95 % bands)") -> go.Figure:
     """Step curves of the share of users not yet cancelled by days since first seen, one per group, each with
-    its 95 % confidence band; ``test`` (a log-rank test between the segments) goes in the subtitle."""
+    its 95 % confidence band; ``test`` (a log-rank test between the ``compared`` segments) goes in the subtitle."""
     palette = ["#333333", *CHURN_COLORS.values(), "#72B7B2", "#B279A2"]
     fig = go.Figure()
     for index, (group, curve) in enumerate(curves.groupby("group", sort=False)):
@@ -187,9 +188,8 @@ def retention_figure(curves: pd.DataFrame, test: dict | None = None) -> go.Figur
             line_color=color, customdata=curve["at_risk"],
             hovertemplate="day %{x:.1f}: %{y:.1%} not cancelled (%{customdata} at risk)<extra></extra>",
         )
-    title = "Retention by days since first seen (95 % bands)"
     if test and test.get("p_value") is not None and np.isfinite(test["p_value"]):
-        title += f"<br><sup>log-rank paid vs free: chi-square {test['statistic']:.2f}, p = {test['p_value']:.3g}</sup>"
+        title += f"<br><sup>log-rank {compared}: chi-square {test['statistic']:.2f}, p = {test['p_value']:.3g}</sup>"
     fig = _layout(fig, title, "days since first seen", "share not cancelled")
     return fig.update_layout(yaxis={"tickformat": ".0%", "range": [0, 1.02]})
 
@@ -294,3 +294,92 @@ def confusion_figure(counts: dict[str, int], title: str) -> go.Figure:
                                text=z, texttemplate="%{text}", colorscale="Blues", showscale=False,
                                hovertemplate="%{y}, %{x}: %{z} users<extra></extra>"))
     return _layout(fig, title, "", "", width=480, height=400, yaxis={"autorange": "reversed"})
+
+
+# --- decision figures (inputs computed by sparkify_utils.modeling.decisions) ----------------------
+
+
+def reliability_figure(curves: pd.DataFrame, labels: dict[str, str] | None = None,
+                       title: str = "Reliability on held-out users") -> go.Figure:
+    """Observed churn rate against mean predicted probability per bin (table: model, scale, predicted, observed,
+    users), one line per model and scale (calibrated dashed), and the diagonal of perfect calibration."""
+    labels = labels or {}
+    fig = go.Figure()
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "#999999"},
+                    name="perfectly calibrated")
+    for (model, scale), curve in curves.groupby(["model", "scale"], sort=False):
+        name = f"{labels.get(model, model)} ({scale})"
+        fig.add_scatter(x=curve["predicted"], y=curve["observed"], mode="lines+markers", name=name,
+                        line={"dash": "dash" if scale == "calibrated" else "solid"}, customdata=curve["users"],
+                        hovertemplate="predicted %{x:.2f}, observed %{y:.2f} (%{customdata} users)<extra>"
+                        + name + "</extra>")
+    fig = _layout(fig, title, "mean predicted churn probability", "observed churn rate")
+    return fig.update_layout(xaxis={"range": [0, 1]}, yaxis={"range": [0, 1.02]})
+
+
+def gains_figure(gains: pd.DataFrame, labels: dict[str, str] | None = None,
+                 shares: tuple[float, ...] = (0.05, 0.10, 0.20)) -> go.Figure:
+    """Cumulative gains: share of churners reached against share of users contacted, riskiest first (table:
+    model, share_contacted, share_of_churners), the random line, and the lift table's shares marked."""
+    labels = labels or {}
+    fig = go.Figure()
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "#999999"}, name="random")
+    for model, curve in gains.groupby("model", sort=False):
+        name = labels.get(model, model)
+        fig.add_scatter(x=curve["share_contacted"], y=curve["share_of_churners"], mode="lines", name=name,
+                        hovertemplate="top %{x:.0%} contacted: %{y:.0%} of churners<extra>" + name + "</extra>")
+    for share in shares:
+        fig.add_vline(x=share, line_dash="dot", line_color="#cccccc")
+    fig = _layout(fig, "Cumulative gains on held-out users", "share of users contacted (riskiest first)",
+                  "share of churners reached")
+    return fig.update_layout(xaxis={"range": [0, 1], "tickformat": ".0%"},
+                             yaxis={"range": [0, 1.02], "tickformat": ".0%"})
+
+
+def profit_figure(curve: pd.DataFrame, best: dict, title: str = "Campaign profit by users contacted") -> go.Figure:
+    """Expected (and, with labels, realised) profit of contacting the k riskiest users (table: k, threshold,
+    expected_profit[, realised_profit]), with the profit-optimal k marked."""
+    fig = go.Figure()
+    fig.add_scatter(x=curve["k"], y=curve["expected_profit"], mode="lines", name="expected (calibrated p)",
+                    customdata=curve["threshold"], line_color="#4C78A8",
+                    hovertemplate="top %{x}: %{y:.1f} (p ≥ %{customdata:.3f})<extra>expected</extra>")
+    if "realised_profit" in curve:
+        fig.add_scatter(x=curve["k"], y=curve["realised_profit"], mode="lines", name="realised (who churned)",
+                        line_color=CHURN_COLORS[1], hovertemplate="top %{x}: %{y:.1f}<extra>realised</extra>")
+    fig.add_vline(x=best["k"], line_dash="dash", line_color="#333333",
+                  annotation_text=f"best k = {best['k']}: {best['profit']:.1f}")
+    fig.add_hline(y=0, line_color="#999999", line_width=1)
+    return _layout(fig, title, "users contacted (riskiest first)", "profit")
+
+
+def hazard_figure(ratios: pd.DataFrame, top: int = 15) -> go.Figure:
+    """Forest plot of Cox hazard ratios per standardised feature with 95 % intervals (the ``top`` by p-value)."""
+    shown = ratios.nsmallest(top, "p_value").iloc[::-1]
+    fig = go.Figure(go.Scatter(
+        x=shown["hazard_ratio"], y=shown["covariate"], mode="markers", marker_color=CHURN_COLORS[1],
+        error_x={"type": "data", "symmetric": False, "array": shown["upper_95"] - shown["hazard_ratio"],
+                 "arrayminus": shown["hazard_ratio"] - shown["lower_95"]},
+        customdata=shown["p_value"], hovertemplate="%{y}: HR %{x:.2f} (p = %{customdata:.3g})<extra></extra>",
+    ))
+    fig.add_vline(x=1, line_dash="dot", line_color="#999999")
+    fig = _layout(fig, f"Cox hazard ratios per sd (top {len(shown)} by p-value, 95 % intervals)",
+                  "hazard ratio (> 1: cancels sooner)", "", height=max(350, 26 * len(shown) + 120))
+    return fig.update_layout(xaxis={"type": "log"})
+
+
+def backtest_figure(cutoffs: pd.DataFrame, cross_validation: dict) -> go.Figure:
+    """Churn-class F1 and PR-AUC of the out-of-time backtest per test cutoff (table: test_cutoff, f1, pr_auc,
+    test_churners), with the random-split CV mean ± sd of each as a band."""
+    fig = go.Figure()
+    colors = {"f1": "#4C78A8", "pr_auc": "#E45756"}
+    for metric, label in (("f1", "churn-class F1"), ("pr_auc", "PR-AUC")):
+        color = colors[metric]
+        mean, sd = cross_validation.get(f"{metric}_mean"), cross_validation.get(f"{metric}_sd")
+        if mean is not None:
+            fig.add_hrect(y0=mean - (sd or 0), y1=mean + (sd or 0), fillcolor=_transparent(color), line_width=0)
+            fig.add_hline(y=mean, line_dash="dot", line_color=color)
+        fig.add_scatter(x=cutoffs["test_cutoff"], y=cutoffs[metric], mode="lines+markers", name=f"{label} out of time",
+                        line_color=color, customdata=cutoffs["test_churners"],
+                        hovertemplate="cutoff %{x}: %{y:.3f} (%{customdata} churners)<extra>" + label + "</extra>")
+    title = "Out-of-time backtest by test cutoff (dotted: random-split CV mean ± sd)"
+    return _layout(fig, title, "test cutoff", "score").update_layout(yaxis={"range": [0, 1.02]})
