@@ -20,11 +20,14 @@ shuffles the whole log.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import pandas as pd
 from pyspark import StorageLevel
@@ -263,7 +266,7 @@ def _anonymous_id(m: dict[str, Any]) -> tuple[bool, str | None]:
     return m["not_restorable"] == 0 and one_id, m["anonymous_id_min"]
 
 
-def _as_raw(events: DataFrame, anonymous_id: str | None) -> DataFrame:
+def _as_raw(events: DataFrame, anonymous_id: str | None, *keep: str) -> DataFrame:
     """The raw rows (``RAW_SCHEMA`` types, as classified clean rows) rebuilt from the clean events.
 
     Exact when the first pass found every clean row restorable: the casts only widen back, and a logged-out
@@ -277,6 +280,7 @@ def _as_raw(events: DataFrame, anonymous_id: str | None) -> DataFrame:
         F.lit(None).cast("string").alias(CORRUPT_COLUMN),
         F.lit(None).cast("string").alias("reason"),
         _key_hash().alias(_KEY_HASH),
+        *keep,
     )
 
 
@@ -376,15 +380,15 @@ def ingest_events(
         candidates = repeated_keys(written.select(F.lit(None).cast("string").alias("reason"),
                                                   _key_hash().alias(_KEY_HASH)))
         # 3. Only when needed: duplicates and the bad rows to set aside.
-        final_events, from_written, set_aside, bad_rows_from_raw = None, False, [], True
-        if candidates.count():
-            # Kept apart from the Parquet it comes from, which may be rewritten below.
-            repeated = candidates.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
+        final_events, set_aside, bad_rows_from_raw = None, [], True
+        # Kept apart from the Parquet it comes from, which may be rewritten below.
+        repeated = candidates.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
+        duplicates, anonymous_id = None, None
+        if repeated.count():
             restorable, anonymous_id = _anonymous_id(first)
             if restorable:
-                final_events, duplicates = _duplicates_from_events(written, repeated, anonymous_id, summary)
-                from_written = True
-                set_aside.extend([duplicates] if duplicates is not None else [])
+                duplicates = _duplicates_from_events(written, repeated, anonymous_id, summary)
+                set_aside.extend([duplicates.select("reason", "raw")] if duplicates is not None else [])
             else:
                 parsed = classify_events(raw, valid_from, valid_until).persist(StorageLevel.DISK_ONLY)
                 persisted.append(parsed)
@@ -405,10 +409,9 @@ def ingest_events(
                 f"valid_until {valid_until}."
             )
         if final_events is not None:
-            if from_written:
-                # Materialised on local disk first: the events it is computed from are about to be replaced.
-                final_events = final_events.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
             final_events.write.mode("overwrite").parquet(events_path)
+        elif duplicates is not None:
+            _remove_duplicates(written, repeated, anonymous_id, duplicates, events_path)
         if bad_row_policy == "quarantine":
             if bad_rows_from_raw and any(summary["bad"][r] for r in ROW_REASONS):
                 # The one more pass over the raw log, only for a log with bad rows.
@@ -450,19 +453,26 @@ def ingest_events(
     return LoadResult(events=read_clean_events(spark, paths), quality=quality)
 
 
+_FILE, _ROW = "__file", "__row"
+
+
+def _located(events: DataFrame) -> DataFrame:
+    """``events`` (read from Parquet) with the file and the row index within it of each row."""
+    return events.select("*", F.col("_metadata.file_path").alias(_FILE), F.col("_metadata.row_index").alias(_ROW))
+
+
 def _duplicates_from_events(
     written: DataFrame, repeated: DataFrame, anonymous_id: str | None, summary: dict[str, Any]
-) -> tuple[DataFrame | None, DataFrame | None]:
+) -> DataFrame | None:
     """Mark duplicates on the raw rows rebuilt from the clean events and count them into ``summary``.
 
-    Returns the clean events without the duplicates (computed from ``events.parquet``: checkpoint them
-    before overwriting it) and the duplicates as quarantine rows (kept on local disk by a local checkpoint);
-    (None, None) when the candidates only share the hashed keys.
+    Returns the duplicate copies (``reason``, ``raw``, and where each is: its Parquet file and row index),
+    kept on local disk by a local checkpoint; None when the candidates only share the hashed keys.
     """
-    marked = mark_duplicates(_as_raw(written, anonymous_id), repeated)
+    marked = mark_duplicates(_as_raw(_located(written), anonymous_id, _FILE, _ROW), repeated)
     duplicates = (
         marked.filter(F.col("reason") == "duplicate")
-        .select("reason", _raw_text().alias("raw"), _anonymous().alias("anonymous"))
+        .select("reason", _raw_text().alias("raw"), _anonymous().alias("anonymous"), _FILE, _ROW)
         .localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
     )
     counts = duplicates.agg(
@@ -470,13 +480,40 @@ def _duplicates_from_events(
         F.min("raw").alias("example"),
     ).first()
     if counts["rows"] == 0:
-        return None, None
+        return None
     summary["bad"]["duplicate"] = counts["rows"]
     summary["examples"]["duplicate"] = counts["example"]
     summary["kept"] -= counts["rows"]
     summary["anonymous"] -= counts["anonymous"]
+    return duplicates
+
+
+def _remove_duplicates(
+    written: DataFrame, repeated: DataFrame, anonymous_id: str | None, duplicates: DataFrame, events_path: str
+) -> None:
+    """Take the duplicate copies out of ``events.parquet``.
+
+    When the Parquet files that hold them are visible here (a local ``spark_dir``), only those files are
+    rewritten: their rows but the copies (found by file and row index) are appended as new files, then the
+    old files are deleted. Otherwise the whole dataset is rewritten, from a local checkpoint of the events
+    without the copies (the Parquet they are computed from is the one replaced).
+    """
+    spark = written.sparkSession
+    files = sorted(r[_FILE] for r in duplicates.select(_FILE).distinct().collect())
+    local = [unquote(urlparse(f).path) if f.startswith("file:") else None for f in files]
+    if all(path and os.path.isfile(path) for path in local):
+        rows = _located(spark.read.schema(EVENTS_SCHEMA).parquet(*files))
+        copies = F.broadcast(duplicates.select(_FILE, _ROW))
+        kept = rows.join(copies, [_FILE, _ROW], "left_anti").select(*EVENTS_SCHEMA.fieldNames())
+        kept.write.mode("append").parquet(events_path)
+        for path in local:
+            for name in (path, os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.crc")):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(name)
+        return
+    marked = mark_duplicates(_as_raw(written, anonymous_id), repeated)
     clean = marked.filter(F.col("reason").isNull()).select(*clean_columns())
-    return clean, duplicates.drop("anonymous")
+    clean.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY).write.mode("overwrite").parquet(events_path)
 
 
 def quality_table(quality: dict[str, Any]) -> pd.DataFrame:
