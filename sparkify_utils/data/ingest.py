@@ -308,7 +308,7 @@ def _check_structure(summary: dict[str, Any], path: str, files: list[str]) -> No
         if types := wrong_types(line):
             raise DataLoadError(
                 f"No line of {path} could be read as a Sparkify event: each is JSON, but a field has the wrong "
-                f"type: {types} (first line: {example!r}). {TYPE_FIX}"
+                f"type: {types} (e.g. {example!r}). {TYPE_FIX}"
             )
         raise DataLoadError(
             f"{path} is not JSON lines: none of its {summary['read']} lines is a JSON event object "
