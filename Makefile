@@ -22,6 +22,8 @@ ARGS   ?=
 PYTEST_ARGS ?=
 FAST_ARGS ?= -m "not slow and not browser"
 LINT_ARGS ?=
+BENCH ?= $(wildcard benchmarks/bench_*.py)
+BENCH_ARGS ?=
 LOCK_ARGS ?= --upgrade
 # JupyterLab refuses to start as root (in a container, say) without --allow-root.
 LAB_ARGS = $(if $(filter 0,$(shell id -u)),--allow-root)
@@ -90,6 +92,6 @@ lab: setup
 lint: setup
 	$(BIN)/pre-commit run --all-files $(LINT_ARGS)
 
-## bench: benchmarks that print numbers
+## bench: benchmarks that print numbers (BENCH=benchmarks/bench_loop.py runs one; BENCH_ARGS are passed to each)
 bench: setup
-	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+	for script in $(BENCH); do $(BIN)/python $$script $(BENCH_ARGS) || exit 1; done

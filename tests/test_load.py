@@ -136,12 +136,45 @@ def test_parquet_without_required_columns_is_refused(spark, tmp_path):
         (BAD / "events.csv", "is not JSON lines"),
         (BAD / "no_ts.json", r"Required column\(s\) ts absent"),
         (BAD / "logged_out_only.json", "No logged-in user is left"),
+        (BAD / "iso_ts.json", r"`ts` must be epoch milliseconds .*found '2018-10-01T\d\d:\d\d:00Z'"),
+        (BAD / "saved_web_page.json", "is an HTML page, not a JSON-lines event log"),
+        (BAD / "truncated.json.gz", "is a truncated gzip stream"),
     ],
 )
 def test_bad_inputs_get_a_clear_error(spark, tmp_path, path, message):
     with pytest.raises(DataLoadError, match=message) as err:
         ingest(spark, path, tmp_path)
     assert str(path) in str(err.value) and "Fix:" in str(err.value)
+
+
+def test_gzip_broken_past_its_first_lines_names_the_file(spark, tmp_path):
+    """Spark itself fails reading these (the first lines decompress): the error names the file and the fix."""
+    whole = gzip.compress((FIXTURES / "basic.json").read_bytes() * 2000, mtime=0)
+    (tmp_path / "logs").mkdir()
+    truncated = tmp_path / "logs" / "events.json.gz"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    for path in (truncated, tmp_path / "logs"):  # the file, and a directory holding it
+        with pytest.raises(DataLoadError, match="truncated gzip stream") as err:
+            ingest(spark, path, tmp_path)
+        message = str(err.value)
+        assert str(truncated) in message and "gunzip -t" in message and "Fix:" in message
+        assert "Py4JJavaError" not in message and "at org.apache" not in message
+    not_gzip = tmp_path / "plain.json.gz"
+    not_gzip.write_bytes((FIXTURES / "basic.json").read_bytes())
+    with pytest.raises(DataLoadError, match="is not a valid gzip stream.*Fix:"):
+        ingest(spark, not_gzip, tmp_path)
+
+
+def test_wrong_field_type_is_explained_in_the_bad_rows_error(spark, tmp_path):
+    lines = (FIXTURES / "basic.json").read_text().splitlines()
+    iso = json.loads(lines[3]) | {"ts": "2018-10-01T08:30:00Z"}
+    path = tmp_path / "some_iso.json"
+    path.write_text("\n".join([*lines, json.dumps(iso)]) + "\n")
+    with pytest.raises(DataLoadError, match="malformed_json 1") as err:
+        ingest(spark, path, tmp_path, bad_row_policy="fail")
+    assert "`ts` must be epoch milliseconds (a number such as 1538352117000), found '2018-10-01T08:30:00Z'" in str(
+        err.value
+    )
 
 
 def test_empty_directory_is_refused(spark, tmp_path):
@@ -279,3 +312,36 @@ def test_duplicates_keep_one_copy_per_key(spark, tmp_path, broadcast_limit):
     reparted = classify_events(read_events(spark, str(path)).repartition(3))
     again = mark_duplicates(reparted, repeated_keys(reparted), broadcast_limit)
     assert kept == {r["song"] for r in again.filter("itemInSession = 2 AND reason IS NULL").collect()}
+
+
+def _with_duplicates(tmp_path: Path, name: str, change) -> tuple[Path, list[dict]]:
+    """basic.json with ``change`` applied to each row, then 5 of its rows again (the duplicates)."""
+    rows = [change(json.loads(line)) for line in (FIXTURES / "basic.json").read_text().splitlines()]
+    path = tmp_path / name
+    path.write_text("\n".join(json.dumps(r) for r in [*rows, *rows[:3], *rows[-2:]]) + "\n")
+    return path, rows
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # Rebuilt exactly from the clean events: the copies are taken out of the part files that hold them.
+        lambda r: r | {"userId": "1261737"} if r["userId"] == "" else r,  # the full log's placeholder id
+        # Not rebuilt from the clean events (fractional ms): the raw rows are classified once more.
+        lambda r: r | {"ts": r["ts"] + 0.25},
+    ],
+    ids=["rebuilt_from_parquet", "raw_again"],
+)
+def test_duplicates_are_counted_and_taken_out_on_either_path(spark, tmp_path, change):
+    path, rows = _with_duplicates(tmp_path, "dups.json", change)
+    result = ingest(spark, path, tmp_path)
+    q = result.quality
+    assert q["rows_read"] == 27 and q["rows_kept"] == 22 and q["rows_quarantined"]["duplicate"] == 5
+    assert q["anonymous_rows"] == 4 and q["users"] == 3
+    assert_balanced(q)
+    events = result.events
+    keys = ["userId", "sessionId", "itemInSession", "ts", "page"]
+    assert events.count() == 22 and events.dropDuplicates(keys).count() == 22
+    assert sorted(r["ts"] for r in events.select("ts").collect()) == sorted(int(r["ts"]) for r in rows)
+    quarantine = spark.read.json(q["quarantine_path"]).collect()
+    assert sorted(r["reason"] for r in quarantine) == ["duplicate"] * 5

@@ -3,6 +3,10 @@
 The events are first reduced to an activity cube, one row per (userId, sessionId, UTC day, UTC hour)
 with event and per-page counts, which is persisted; every EDA table is aggregated from it. Only
 per-user or smaller tables reach pandas.
+
+Every aggregation keeps fixed-width buffers, so Spark runs it as a (code-generated) hash aggregation:
+the level at the last event is carried as a small integer code (``max_by`` of a string would make Spark
+sort all the events and aggregate them row by row, several times slower on a large log).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from scipy.stats import chi2_contingency
 
@@ -30,18 +34,36 @@ PER_USER_COLUMNS = (
 )
 
 
+#: Cube column: the code of the level at the group's last event (``level_names`` decodes it).
+LEVEL_CODE = "level_code"
+
+
+def level_names(events: DataFrame) -> list[str]:
+    """The distinct non-null levels of the events, sorted: code ``i`` (1-based) is ``level_names[i - 1]``."""
+    return sorted(r["level"] for r in events.select("level").distinct().collect() if r["level"] is not None)
+
+
+def _decode_level(code: Column, names: list[str]) -> Column:
+    """The level name of a ``LEVEL_CODE`` (null for 0, a null level)."""
+    return F.element_at(F.array(*[F.lit(n) for n in names]), F.nullif(code, F.lit(0))) if names else F.lit(None)
+
+
 def activity_cube(events: DataFrame) -> DataFrame:
-    """Events per (userId, sessionId, event_date, hour): counts, first/last ts, last level, one column per page.
+    """Events per (userId, sessionId, event_date, hour): counts, first/last ts, the code of the level at the
+    last event (``LEVEL_CODE``, with the names in the ``level_names`` metadata key of the column), and one
+    column per page.
 
     Persisted, because every other table here is aggregated from it; anonymous rows (userId "") are
     kept so the daily totals count every event.
     """
+    names = level_names(events)
+    code = F.array_position(F.array(*[F.lit(n) for n in names]), F.col("level")) if names else F.lit(0)
     hour = (F.floor(F.col("ts") / HOUR_MS) % 24).cast("int")
     cube = events.groupBy("userId", "sessionId", "event_date", hour.alias("hour")).agg(
         F.count(F.lit(1)).alias("events"),
         F.min("ts").alias("first_ts"),
         F.max("ts").alias("last_ts"),
-        F.max_by("level", "ts").alias("level"),
+        F.max_by(code.cast("int"), "ts").alias(LEVEL_CODE, metadata={"level_names": names}),
         *[F.sum((F.col("page") == page).cast("long")).alias(page) for page in PAGES],
     )
     return cube.persist(StorageLevel.MEMORY_AND_DISK)
@@ -57,11 +79,12 @@ def user_profiles(cube: DataFrame, users: DataFrame) -> DataFrame:
     per_session = sessions.groupBy("userId").agg(
         F.count(F.lit(1)).alias("sessions"), F.median("minutes").alias("median_session_minutes")
     )
+    names = cube.schema[LEVEL_CODE].metadata.get("level_names", [])
     per_user = logged_in.groupBy("userId").agg(
         F.sum("events").alias("events"),
         F.sum(SONG_PAGE).alias("songs"),
         F.countDistinct("event_date").alias("active_days"),
-        F.max_by("level", "last_ts").alias("level"),
+        _decode_level(F.max_by(LEVEL_CODE, "last_ts"), names).alias("level"),
         *[F.sum(F.col(page)).alias(page) for page in PAGES],
     )
     return users.join(per_user, "userId").join(per_session, "userId")

@@ -1,35 +1,55 @@
 """Validating a raw log into clean events: every row read is either kept or accounted for.
 
-JSON parsing is the expensive part of a 12 GB log, so it happens once: each row gets a ``reason``
-(null when clean) in one projection, the result is persisted to disk, duplicates are found with one
-aggregation over a hash of their keys, and the counts (one groupBy), the clean Parquet and the
-quarantine are all computed from it. No step shuffles the whole log.
+JSON parsing is the expensive part of a 12 GB log, so the usual log is parsed once, as fast as a bare
+``spark.read.json(...).write.parquet(...)``:
+
+1. One pass over the raw rows gives each a ``reason`` (null when clean), counts them by reason with an
+   :class:`~pyspark.sql.Observation` of that same pass (rows, present columns, logged-out rows, the
+   smallest example line per reason) and writes the clean rows to ``events.parquet``.
+2. One cheap columnar aggregation over what was written gives the logged-in users and the hashes of the
+   duplicate keys seen more than once (usually none, or a few).
+3. Only when needed, more work: duplicates are marked on the clean events read back from Parquet (they
+   give back the raw rows exactly; the first pass checks that) and the events are rewritten without them;
+   bad rows for the quarantine take one more pass over the raw log. A log whose clean rows cannot be
+   rebuilt from Parquet (fractional timestamps, several ids for logged-out rows, ...) and has duplicates
+   goes through the exact logic once more on the raw rows, persisted to disk.
+
+The counts, the clean events and the quarantine are the same whichever path a log takes. No step
+shuffles the whole log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import pandas as pd
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 
 from sparkify_utils.artifacts import DATA_QUALITY, EVENTS, QUARANTINE
 from sparkify_utils.data.read import (
     CORRUPT_COLUMN,
     EVENTS_SCHEMA,
+    RAW_SCHEMA,
     REQUIRED_COLUMNS,
+    TYPE_FIX,
     DataLoadError,
+    explained_read_failures,
     read_clean_events,
     read_events,
     resolve_format,
+    wrong_types,
 )
 from sparkify_utils.data.schema import ANONYMOUS_AUTH, DAY_MS, PAGES, RAW_FIELDS
-from sparkify_utils.paths import RunPaths
+from sparkify_utils.paths import RunPaths, is_url
 
 #: What ``bad_row_policy`` may be: raise, leave bad rows out, or leave them out and keep a copy.
 BAD_ROW_POLICIES = ("fail", "drop", "quarantine")
@@ -40,6 +60,9 @@ DUPLICATE_KEYS = ("userId", "sessionId", "itemInSession", "ts", "page")
 DEFAULT_VALID_FROM = "2000-01-01"
 DEFAULT_VALID_UNTIL = "2100-01-01"
 _KEY_HASH, _REPEATED = "__key_hash", "__repeated"
+#: Reasons a row gets from its own values (``duplicate`` needs the other rows).
+ROW_REASONS = REASONS[:-1]
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -79,17 +102,34 @@ def _row_reason(lo: int, hi: int) -> Column:
     )
 
 
-def classify_events(
-    raw: DataFrame, valid_from: str = DEFAULT_VALID_FROM, valid_until: str = DEFAULT_VALID_UNTIL
-) -> DataFrame:
-    """Add ``reason`` to every raw row (null if clean) and ``__key_hash``, the hash of ``DUPLICATE_KEYS``.
-
-    Duplicates are not marked here (see ``mark_duplicates``): finding them needs a second look at the rows.
-    """
+def _with_reason(raw: DataFrame, valid_from: str, valid_until: str) -> DataFrame:
     lo, hi = _epoch_ms(valid_from, "valid_from"), _epoch_ms(valid_until, "valid_until")
     if lo >= hi:
         raise DataLoadError(f"valid_from {valid_from} must be before valid_until {valid_until}.")
-    return raw.withColumn("reason", _row_reason(lo, hi)).withColumn(_KEY_HASH, F.xxhash64(*DUPLICATE_KEYS))
+    return raw.withColumn("reason", _row_reason(lo, hi))
+
+
+def _key_hash() -> Column:
+    """Hash of the duplicate keys as ``events.parquet`` stores them, computed alike on raw and clean rows.
+
+    ``userId`` is left out (a logged-out row's id is blanked in the clean events) and ``ts``/``itemInSession``
+    are cast as the clean events cast them, so rows with equal raw keys always share it: it finds the
+    candidates, and ``mark_duplicates`` compares the real keys.
+    """
+    return F.xxhash64(
+        F.col("sessionId").cast("long"), F.col("itemInSession").cast("int"), F.col("ts").cast("long"), F.col("page")
+    )
+
+
+def classify_events(
+    raw: DataFrame, valid_from: str = DEFAULT_VALID_FROM, valid_until: str = DEFAULT_VALID_UNTIL
+) -> DataFrame:
+    """Add ``reason`` to every raw row (null if clean) and, to clean rows, ``__key_hash`` (see ``_key_hash``).
+
+    Duplicates are not marked here (see ``mark_duplicates``): finding them needs a second look at the rows.
+    """
+    classified = _with_reason(raw, valid_from, valid_until)
+    return classified.withColumn(_KEY_HASH, F.when(F.col("reason").isNull(), _key_hash()))
 
 
 def repeated_keys(classified: DataFrame) -> DataFrame:
@@ -103,8 +143,9 @@ def mark_duplicates(classified: DataFrame, repeated: DataFrame, broadcast_limit:
 
     A window over all rows would shuffle the whole log. Instead, ``repeated`` (``repeated_keys``; persist
     it, every action on the result reads it) holds the few key hashes seen more than once; only rows with
-    those hashes go through the window (on the real keys, so a hash collision cannot mark a row). The copy
-    kept is the one with the smallest hash of the whole row, so the choice does not depend on the partitioning.
+    those hashes go through the window (on the real keys, so a hash collision or a candidate that only
+    shares the hashed keys cannot mark a row). The copy kept is the one with the smallest hash of the whole
+    row, so the choice does not depend on the partitioning.
     """
     clean = F.col("reason").isNull()
     n_repeated = repeated.count()
@@ -166,6 +207,94 @@ def _summarise(classified: DataFrame) -> dict[str, Any]:
     }
 
 
+def _restorable() -> Column:
+    """True for a clean row that ``_as_raw`` rebuilds exactly from ``events.parquet`` (values and types),
+    given one id for all logged-out rows (checked apart): whole-millisecond ``ts`` and ``registration``,
+    no ``registration`` on logged-out rows (the clean events drop it), integers that fit the clean types."""
+    ts, registration = F.col("ts"), F.col("registration")
+
+    def whole(c: Column) -> Column:
+        return c.isNull() | (c == c.cast("long").cast("double"))
+
+    def fits_int(name: str) -> Column:
+        return F.col(name).isNull() | F.col(name).between(_INT_MIN, _INT_MAX)
+
+    restorable = (whole(ts) & fits_int("itemInSession") & fits_int("status")
+                  & F.when(_anonymous(), registration.isNull()).otherwise(whole(registration)))
+    return F.coalesce(restorable, F.lit(False))
+
+
+def _first_pass_metrics() -> list[Column]:
+    """What the first pass observes: rows by reason, an example of each, present columns, logged-out rows,
+    and whether the clean rows give back the raw rows exactly (``_as_raw``). No distinct counts: an
+    observation cannot hold them."""
+    reason, clean, anonymous = F.col("reason"), F.col("reason").isNull(), _anonymous()
+    parsed = F.coalesce(reason != "malformed_json", F.lit(True))
+    anonymous_clean = clean & anonymous
+    return [
+        F.count(F.lit(1)).alias("read"),
+        F.count(F.when(clean, 1)).alias("kept"),
+        *[F.count(F.when(reason == r, 1)).alias(f"bad_{r}") for r in ROW_REASONS],
+        # min, not first: the same example whatever order the partitions arrive in.
+        *[F.min(F.when(reason == r, _raw_text())).alias(f"example_{r}") for r in ROW_REASONS],
+        *[F.count(F.when(parsed, F.col(c))).alias(f"present_{c}") for c in REQUIRED_COLUMNS],
+        F.count(F.when(anonymous_clean, 1)).alias("anonymous"),
+        F.min(F.when(anonymous_clean, F.col("userId"))).alias("anonymous_id_min"),
+        F.max(F.when(anonymous_clean, F.col("userId"))).alias("anonymous_id_max"),
+        F.count(F.when(anonymous_clean & F.col("userId").isNull(), 1)).alias("anonymous_id_nulls"),
+        F.count(F.when(clean & ~_restorable(), 1)).alias("not_restorable"),
+    ]
+
+
+def _first_summary(m: dict[str, Any]) -> dict[str, Any]:
+    """The summary (as ``_summarise`` gives it) of the first pass's observation; duplicates not yet counted."""
+    return {
+        "read": m["read"],
+        "bad": {r: m[f"bad_{r}"] if r in ROW_REASONS else 0 for r in REASONS},
+        "examples": {r: m[f"example_{r}"] for r in ROW_REASONS if m[f"example_{r}"] is not None},
+        "kept": m["kept"],
+        "anonymous": m["anonymous"],
+        "parsed": m["read"] - m["bad_malformed_json"],
+        "present": {c: m[f"present_{c}"] for c in REQUIRED_COLUMNS},
+    }
+
+
+def _anonymous_id(m: dict[str, Any]) -> tuple[bool, str | None]:
+    """Whether the clean events give back the raw rows exactly, and the one raw id of logged-out rows
+    (``""`` in eventsim's files, a placeholder in the full log; None when there are none)."""
+    one_id = m["anonymous_id_nulls"] == 0 and m["anonymous_id_min"] == m["anonymous_id_max"]
+    return m["not_restorable"] == 0 and one_id, m["anonymous_id_min"]
+
+
+def _as_raw(events: DataFrame, anonymous_id: str | None, *keep: str) -> DataFrame:
+    """The raw rows (``RAW_SCHEMA`` types, as classified clean rows) rebuilt from the clean events.
+
+    Exact when the first pass found every clean row restorable: the casts only widen back, and a logged-out
+    row's blanked ``userId`` becomes the log's one id for them again.
+    """
+    raw_type = {f.name: f.dataType for f in RAW_SCHEMA.fields}
+    cols = {name: F.col(name).cast(raw_type[name]) for name in RAW_FIELDS}
+    cols["userId"] = F.when(F.col("userId") == "", F.lit(anonymous_id)).otherwise(F.col("userId"))
+    return events.select(
+        *(cols[name].alias(name) for name in RAW_FIELDS),
+        F.lit(None).cast("string").alias(CORRUPT_COLUMN),
+        F.lit(None).cast("string").alias("reason"),
+        _key_hash().alias(_KEY_HASH),
+        *keep,
+    )
+
+
+def _discard(path: str) -> None:
+    """Remove a dataset this ingest wrote before it failed, so a failed load leaves no clean events behind.
+
+    Local paths only: on a cluster URL the partial dataset stays until the next run overwrites it (the run
+    has failed, so nothing reads it).
+    """
+    local = path.removeprefix("file://") if path.startswith("file://") else None if is_url(path) else path
+    if local:
+        shutil.rmtree(local, ignore_errors=True)
+
+
 def _check_structure(summary: dict[str, Any], path: str, files: list[str]) -> None:
     """Raise for inputs that are not a Sparkify log at all (empty, not JSON lines, no required column)."""
     if summary["read"] == 0:
@@ -174,7 +303,13 @@ def _check_structure(summary: dict[str, Any], path: str, files: list[str]) -> No
             "Fix: point input_path at a non-empty event log, or generate one with `sparkify generate`."
         )
     if summary["parsed"] == 0:
-        example = (summary["examples"].get("malformed_json") or "")[:120]
+        line = summary["examples"].get("malformed_json") or ""
+        example = line[:120]
+        if types := wrong_types(line):
+            raise DataLoadError(
+                f"No line of {path} could be read as a Sparkify event: each is JSON, but a field has the wrong "
+                f"type: {types} (e.g. {example!r}). {TYPE_FIX}"
+            )
         raise DataLoadError(
             f"{path} is not JSON lines: none of its {summary['read']} lines is a JSON event object "
             f"(first bad line: {example!r}). Fix: provide one JSON object per line; convert a JSON array "
@@ -193,10 +328,13 @@ def _bad_rows_error(summary: dict[str, Any], path: str) -> DataLoadError:
         f"{reason} {n} (e.g. {summary['examples'][reason][:160]!r})"
         for reason, n in summary["bad"].items() if n
     ]
+    malformed = summary["examples"].get("malformed_json")
+    types = wrong_types(malformed) if malformed else None
+    explained = f" The malformed lines are JSON with a field of the wrong type: {types}." if types else ""
+    fix = f"{TYPE_FIX} Or" if types else "Fix: correct or remove those rows, or"
     return DataLoadError(
-        f"{sum(summary['bad'].values())} of {summary['read']} rows in {path} are bad: {'; '.join(parts)}. "
-        "Fix: correct or remove those rows, or rerun with bad_row_policy='quarantine' (sets them aside "
-        "with their reason) or 'drop'."
+        f"{sum(summary['bad'].values())} of {summary['read']} rows in {path} are bad: {'; '.join(parts)}."
+        f"{explained} {fix} rerun with bad_row_policy='quarantine' (sets them aside with their reason) or 'drop'."
     )
 
 
@@ -213,6 +351,7 @@ def ingest_events(
 
     ``bad_row_policy``: ``fail`` raises with the counts per reason, ``drop`` leaves bad rows out,
     ``quarantine`` also writes them (``reason``, ``raw``) as JSON lines to the ``quarantine`` dataset of ``paths``.
+    A load that raises leaves no ``events.parquet`` behind (on a local ``spark_dir``; see ``_discard``).
     """
     if bad_row_policy not in BAD_ROW_POLICIES:
         raise DataLoadError(
@@ -220,18 +359,48 @@ def ingest_events(
         )
     raw = read_events(spark, input_path, fmt)
     files = sorted(raw.inputFiles())
-    # Parsed once, kept on local disk (not in the driver's heap, which in local mode is the executor's).
-    parsed = classify_events(raw, valid_from, valid_until).persist(StorageLevel.DISK_ONLY)
-    # Read by the counts, the clean write and the quarantine write: aggregated once, not three times.
-    repeated = repeated_keys(parsed).persist()
+    classified = _with_reason(raw, valid_from, valid_until)
     events_path, quarantine_path = paths.dataset(EVENTS), paths.dataset(QUARANTINE)
+
+    # 1. The one pass over the raw log: counted by the observation while the clean rows are written.
+    observation = Observation()
+    observed = classified.observe(observation, *_first_pass_metrics())
+    with explained_read_failures(input_path, files):
+        observed.filter(F.col("reason").isNull()).select(*clean_columns()).write.mode("overwrite").parquet(
+            events_path
+        )
+    first = observation.get
+    summary = _first_summary(first)
+    persisted: list[DataFrame] = []
     try:
-        classified = mark_duplicates(parsed, repeated)
-        summary = _summarise(classified)
         _check_structure(summary, input_path, files)
+        # 2. Users and duplicate candidates from the columnar copy (a few columns of it).
+        written = spark.read.schema(EVENTS_SCHEMA).parquet(events_path)
+        users = written.agg(F.count_distinct(F.when(F.col("userId") != "", F.col("userId")))).first()[0]
+        candidates = repeated_keys(written.select(F.lit(None).cast("string").alias("reason"),
+                                                  _key_hash().alias(_KEY_HASH)))
+        # 3. Only when needed: duplicates and the bad rows to set aside.
+        final_events, set_aside, bad_rows_from_raw = None, [], True
+        # Kept apart from the Parquet it comes from, which may be rewritten below.
+        repeated = candidates.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
+        duplicates, anonymous_id = None, None
+        if repeated.count():
+            restorable, anonymous_id = _anonymous_id(first)
+            if restorable:
+                duplicates = _duplicates_from_events(written, repeated, anonymous_id, summary)
+                set_aside.extend([duplicates.select("reason", "raw")] if duplicates is not None else [])
+            else:
+                parsed = classify_events(raw, valid_from, valid_until).persist(StorageLevel.DISK_ONLY)
+                persisted.append(parsed)
+                marked = mark_duplicates(parsed, repeated)
+                with explained_read_failures(input_path, files):
+                    summary = _summarise(marked)
+                final_events = marked.filter(F.col("reason").isNull()).select(*clean_columns())
+                set_aside = [marked.filter(F.col("reason").isNotNull()).select("reason", _raw_text().alias("raw"))]
+                bad_rows_from_raw = False
         if bad_row_policy == "fail" and any(summary["bad"].values()):
             raise _bad_rows_error(summary, input_path)
-        if summary["users"] == 0:
+        if users == 0:
             bad = ", ".join(f"{r} {n}" for r, n in summary["bad"].items() if n) or "none"
             raise DataLoadError(
                 f"No logged-in user is left in {input_path} after cleaning: {summary['kept']} rows kept "
@@ -239,16 +408,27 @@ def ingest_events(
                 f"with a userId and that ts is epoch milliseconds within valid_from {valid_from} .. "
                 f"valid_until {valid_until}."
             )
-        clean = classified.filter(F.col("reason").isNull()).select(*clean_columns())
-        # Not partitioned by day: one file per task instead of one per (task, day), thousands of small
-        # files on the full log. Filters on ts still skip row groups by their min/max statistics.
-        clean.write.mode("overwrite").parquet(events_path)
+        if final_events is not None:
+            final_events.write.mode("overwrite").parquet(events_path)
+        elif duplicates is not None:
+            _remove_duplicates(written, repeated, anonymous_id, duplicates, events_path)
         if bad_row_policy == "quarantine":
-            bad_rows = classified.filter(F.col("reason").isNotNull())
-            bad_rows.select("reason", _raw_text().alias("raw")).write.mode("overwrite").json(quarantine_path)
+            if bad_rows_from_raw and any(summary["bad"][r] for r in ROW_REASONS):
+                # The one more pass over the raw log, only for a log with bad rows.
+                bad_rows = classified.filter(F.col("reason").isNotNull())
+                set_aside.insert(0, bad_rows.select("reason", _raw_text().alias("raw")))
+            rows = set_aside[0] if set_aside else spark.createDataFrame([], "reason string, raw string")
+            for more in set_aside[1:]:
+                rows = rows.unionByName(more)
+            with explained_read_failures(input_path, files):
+                rows.write.mode("overwrite").json(quarantine_path)
+    except Exception:
+        _discard(events_path)
+        raise
     finally:
-        repeated.unpersist()
-        parsed.unpersist()
+        for df in persisted:
+            df.unpersist()
+    summary["users"] = users
 
     quarantined = bad_row_policy == "quarantine"
     zeros = dict.fromkeys(REASONS, 0)
@@ -271,6 +451,69 @@ def ingest_events(
     }
     paths.file(DATA_QUALITY).write_text(json.dumps(quality, indent=2))
     return LoadResult(events=read_clean_events(spark, paths), quality=quality)
+
+
+_FILE, _ROW = "__file", "__row"
+
+
+def _located(events: DataFrame) -> DataFrame:
+    """``events`` (read from Parquet) with the file and the row index within it of each row."""
+    return events.select("*", F.col("_metadata.file_path").alias(_FILE), F.col("_metadata.row_index").alias(_ROW))
+
+
+def _duplicates_from_events(
+    written: DataFrame, repeated: DataFrame, anonymous_id: str | None, summary: dict[str, Any]
+) -> DataFrame | None:
+    """Mark duplicates on the raw rows rebuilt from the clean events and count them into ``summary``.
+
+    Returns the duplicate copies (``reason``, ``raw``, and where each is: its Parquet file and row index),
+    kept on local disk by a local checkpoint; None when the candidates only share the hashed keys.
+    """
+    marked = mark_duplicates(_as_raw(_located(written), anonymous_id, _FILE, _ROW), repeated)
+    duplicates = (
+        marked.filter(F.col("reason") == "duplicate")
+        .select("reason", _raw_text().alias("raw"), _anonymous().alias("anonymous"), _FILE, _ROW)
+        .localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
+    )
+    counts = duplicates.agg(
+        F.count(F.lit(1)).alias("rows"), F.count(F.when(F.col("anonymous"), 1)).alias("anonymous"),
+        F.min("raw").alias("example"),
+    ).first()
+    if counts["rows"] == 0:
+        return None
+    summary["bad"]["duplicate"] = counts["rows"]
+    summary["examples"]["duplicate"] = counts["example"]
+    summary["kept"] -= counts["rows"]
+    summary["anonymous"] -= counts["anonymous"]
+    return duplicates
+
+
+def _remove_duplicates(
+    written: DataFrame, repeated: DataFrame, anonymous_id: str | None, duplicates: DataFrame, events_path: str
+) -> None:
+    """Take the duplicate copies out of ``events.parquet``.
+
+    When the Parquet files that hold them are visible here (a local ``spark_dir``), only those files are
+    rewritten: their rows but the copies (found by file and row index) are appended as new files, then the
+    old files are deleted. Otherwise the whole dataset is rewritten, from a local checkpoint of the events
+    without the copies (the Parquet they are computed from is the one replaced).
+    """
+    spark = written.sparkSession
+    files = sorted(r[_FILE] for r in duplicates.select(_FILE).distinct().collect())
+    local = [unquote(urlparse(f).path) if f.startswith("file:") else None for f in files]
+    if all(path and os.path.isfile(path) for path in local):
+        rows = _located(spark.read.schema(EVENTS_SCHEMA).parquet(*files))
+        copies = F.broadcast(duplicates.select(_FILE, _ROW))
+        kept = rows.join(copies, [_FILE, _ROW], "left_anti").select(*EVENTS_SCHEMA.fieldNames())
+        kept.write.mode("append").parquet(events_path)
+        for path in local:
+            for name in (path, os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.crc")):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(name)
+        return
+    marked = mark_duplicates(_as_raw(written, anonymous_id), repeated)
+    clean = marked.filter(F.col("reason").isNull()).select(*clean_columns())
+    clean.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY).write.mode("overwrite").parquet(events_path)
 
 
 def quality_table(quality: dict[str, Any]) -> pd.DataFrame:
