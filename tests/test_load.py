@@ -10,14 +10,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from sparkify_utils.data.ingest import (
-    REASONS,
-    classify_events,
-    ingest_events,
-    mark_duplicates,
-    quality_table,
-    repeated_keys,
-)
+from sparkify_utils.data.duplicates import mark_duplicates, repeated_keys
+from sparkify_utils.data.ingest import REASONS, classify_events, ingest_events, quality_table
 from sparkify_utils.data.read import EVENTS_SCHEMA, DataLoadError, read_clean_events, read_events
 from sparkify_utils.paths import run_paths
 

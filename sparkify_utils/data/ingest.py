@@ -15,30 +15,33 @@ JSON parsing is the expensive part of a 12 GB log, so the usual log is parsed on
    goes through the exact logic once more on the raw rows, persisted to disk.
 
 The counts, the clean events and the quarantine are the same whichever path a log takes. No step
-shuffles the whole log.
+shuffles the whole log. Finding and removing duplicates is :mod:`sparkify_utils.data.duplicates`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import pandas as pd
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from sparkify_utils.artifacts import DATA_QUALITY, EVENTS, QUARANTINE
+from sparkify_utils.data.duplicates import (
+    duplicates_from_events,
+    mark_duplicates,
+    remove_duplicates,
+    repeated_keys,
+    restorable,
+)
 from sparkify_utils.data.read import (
     CORRUPT_COLUMN,
     EVENTS_SCHEMA,
-    RAW_SCHEMA,
     REQUIRED_COLUMNS,
     TYPE_FIX,
     DataLoadError,
@@ -48,21 +51,18 @@ from sparkify_utils.data.read import (
     resolve_format,
     wrong_types,
 )
-from sparkify_utils.data.schema import ANONYMOUS_AUTH, DAY_MS, PAGES, RAW_FIELDS
+from sparkify_utils.data.rows import KEY_HASH, anonymous, clean_columns, key_hash, raw_text
+from sparkify_utils.data.schema import PAGES
 from sparkify_utils.paths import RunPaths, is_url
 
 #: What ``bad_row_policy`` may be: raise, leave bad rows out, or leave them out and keep a copy.
 BAD_ROW_POLICIES = ("fail", "drop", "quarantine")
 #: Why a row is not kept, in the order the checks apply (a row gets the first that matches).
 REASONS = ("malformed_json", "missing_required", "unknown_page", "ts_out_of_range", "duplicate")
-#: Two rows with the same values here are the same event.
-DUPLICATE_KEYS = ("userId", "sessionId", "itemInSession", "ts", "page")
 DEFAULT_VALID_FROM = "2000-01-01"
 DEFAULT_VALID_UNTIL = "2100-01-01"
-_KEY_HASH, _REPEATED = "__key_hash", "__repeated"
 #: Reasons a row gets from its own values (``duplicate`` needs the other rows).
 ROW_REASONS = REASONS[:-1]
-_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -85,15 +85,10 @@ def _epoch_ms(value: str, name: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _anonymous() -> Column:
-    """Logged-out/guest rows: eventsim writes ``userId == ""``; the full file uses a placeholder id."""
-    return F.coalesce(F.col("auth").isin(*ANONYMOUS_AUTH) | (F.col("userId") == ""), F.lit(False))
-
-
 def _row_reason(lo: int, hi: int) -> Column:
     """The first reason of ``REASONS`` (except ``duplicate``) a raw row fails, null if it passes them all."""
     ts = F.col("ts")
-    missing = ts.isNull() | F.col("page").isNull() | (F.col("userId").isNull() & ~_anonymous())
+    missing = ts.isNull() | F.col("page").isNull() | (F.col("userId").isNull() & ~anonymous())
     return (
         F.when(F.col(CORRUPT_COLUMN).isNotNull(), "malformed_json")
         .when(missing, "missing_required")
@@ -109,88 +104,27 @@ def _with_reason(raw: DataFrame, valid_from: str, valid_until: str) -> DataFrame
     return raw.withColumn("reason", _row_reason(lo, hi))
 
 
-def _key_hash() -> Column:
-    """Hash of the duplicate keys as ``events.parquet`` stores them, computed alike on raw and clean rows.
-
-    ``userId`` is left out (a logged-out row's id is blanked in the clean events) and ``ts``/``itemInSession``
-    are cast as the clean events cast them, so rows with equal raw keys always share it: it finds the
-    candidates, and ``mark_duplicates`` compares the real keys.
-    """
-    return F.xxhash64(
-        F.col("sessionId").cast("long"), F.col("itemInSession").cast("int"), F.col("ts").cast("long"), F.col("page")
-    )
-
-
 def classify_events(
     raw: DataFrame, valid_from: str = DEFAULT_VALID_FROM, valid_until: str = DEFAULT_VALID_UNTIL
 ) -> DataFrame:
-    """Add ``reason`` to every raw row (null if clean) and, to clean rows, ``__key_hash`` (see ``_key_hash``).
+    """Add ``reason`` to every raw row (null if clean) and, to clean rows, ``__key_hash`` (see ``key_hash``).
 
     Duplicates are not marked here (see ``mark_duplicates``): finding them needs a second look at the rows.
     """
     classified = _with_reason(raw, valid_from, valid_until)
-    return classified.withColumn(_KEY_HASH, F.when(F.col("reason").isNull(), _key_hash()))
-
-
-def repeated_keys(classified: DataFrame) -> DataFrame:
-    """The hashes of ``DUPLICATE_KEYS`` that more than one clean row has (one aggregation; usually few rows)."""
-    return (classified.filter(F.col("reason").isNull()).groupBy(_KEY_HASH).count()
-            .filter(F.col("count") > 1).select(_KEY_HASH, F.lit(True).alias(_REPEATED)))
-
-
-def mark_duplicates(classified: DataFrame, repeated: DataFrame, broadcast_limit: int = 2_000_000) -> DataFrame:
-    """Mark every copy but one of the clean rows that share ``DUPLICATE_KEYS`` with reason ``duplicate``.
-
-    A window over all rows would shuffle the whole log. Instead, ``repeated`` (``repeated_keys``; persist
-    it, every action on the result reads it) holds the few key hashes seen more than once; only rows with
-    those hashes go through the window (on the real keys, so a hash collision or a candidate that only
-    shares the hashed keys cannot mark a row). The copy kept is the one with the smallest hash of the whole
-    row, so the choice does not depend on the partitioning.
-    """
-    clean = F.col("reason").isNull()
-    n_repeated = repeated.count()
-    if n_repeated == 0:
-        return classified
-    # Small (the usual case): sent to every task, so the log itself is not shuffled for the join.
-    lookup = F.broadcast(repeated) if n_repeated <= broadcast_limit else repeated
-    flagged = classified.join(lookup, on=_KEY_HASH, how="left")
-    candidate = clean & F.col(_REPEATED).isNotNull()
-    window = Window.partitionBy(*DUPLICATE_KEYS).orderBy(F.xxhash64(*RAW_FIELDS))
-    copies = flagged.filter(candidate).withColumn(
-        "reason", F.when(F.row_number().over(window) > 1, F.lit("duplicate"))
-    )
-    # coalesce() because a null _REPEATED would make ``~candidate`` null, which filter() drops.
-    others = flagged.filter(~F.coalesce(candidate, F.lit(False)))
-    return others.unionByName(copies).drop(_REPEATED)
-
-
-def _raw_text() -> Column:
-    """The line as read for malformed rows, else the parsed record re-encoded as JSON."""
-    return F.coalesce(F.col(CORRUPT_COLUMN), F.to_json(F.struct(*RAW_FIELDS)))
-
-
-def clean_columns() -> list[Column]:
-    """Projection of classified raw rows onto the clean-events contract (``EVENTS_SCHEMA``)."""
-    anonymous = _anonymous()
-    cast = {f.name: f.dataType for f in EVENTS_SCHEMA.fields}
-    cols = {name: F.col(name).cast(cast[name]) for name in RAW_FIELDS}
-    cols["registration"] = F.when(~anonymous, cols["registration"])
-    cols["userId"] = F.when(anonymous, F.lit("")).otherwise(F.col("userId"))
-    # Pure epoch arithmetic: the UTC day whatever the session time zone.
-    event_date = F.date_from_unix_date(F.floor(F.col("ts") / DAY_MS).cast("int"))
-    return [*(cols[name].alias(name) for name in RAW_FIELDS), event_date.alias("event_date")]
+    return classified.withColumn(KEY_HASH, F.when(F.col("reason").isNull(), key_hash()))
 
 
 def _summarise(classified: DataFrame) -> dict[str, Any]:
     """One groupBy over the persisted rows: counts, present-column counts, users, an example per reason."""
-    anonymous = _anonymous()
+    logged_out = anonymous()
     rows = classified.groupBy("reason").agg(
         F.count(F.lit(1)).alias("rows"),
         *[F.count(c).alias(f"present_{c}") for c in REQUIRED_COLUMNS],
-        F.sum(anonymous.cast("long")).alias("anonymous"),
-        F.countDistinct(F.when(~anonymous, F.col("userId"))).alias("users"),
+        F.sum(logged_out.cast("long")).alias("anonymous"),
+        F.countDistinct(F.when(~logged_out, F.col("userId"))).alias("users"),
         # min, not first: the same example whatever order the partitions arrive in.
-        F.min(F.when(F.col("reason").isNotNull(), _raw_text())).alias("example"),
+        F.min(F.when(F.col("reason").isNotNull(), raw_text())).alias("example"),
     ).collect()
     by_reason = {r["reason"]: r for r in rows}
     clean = by_reason.get(None)
@@ -207,42 +141,25 @@ def _summarise(classified: DataFrame) -> dict[str, Any]:
     }
 
 
-def _restorable() -> Column:
-    """True for a clean row that ``_as_raw`` rebuilds exactly from ``events.parquet`` (values and types),
-    given one id for all logged-out rows (checked apart): whole-millisecond ``ts`` and ``registration``,
-    no ``registration`` on logged-out rows (the clean events drop it), integers that fit the clean types."""
-    ts, registration = F.col("ts"), F.col("registration")
-
-    def whole(c: Column) -> Column:
-        return c.isNull() | (c == c.cast("long").cast("double"))
-
-    def fits_int(name: str) -> Column:
-        return F.col(name).isNull() | F.col(name).between(_INT_MIN, _INT_MAX)
-
-    restorable = (whole(ts) & fits_int("itemInSession") & fits_int("status")
-                  & F.when(_anonymous(), registration.isNull()).otherwise(whole(registration)))
-    return F.coalesce(restorable, F.lit(False))
-
-
 def _first_pass_metrics() -> list[Column]:
     """What the first pass observes: rows by reason, an example of each, present columns, logged-out rows,
-    and whether the clean rows give back the raw rows exactly (``_as_raw``). No distinct counts: an
+    and whether the clean rows give back the raw rows exactly (``as_raw``). No distinct counts: an
     observation cannot hold them."""
-    reason, clean, anonymous = F.col("reason"), F.col("reason").isNull(), _anonymous()
+    reason, clean, logged_out = F.col("reason"), F.col("reason").isNull(), anonymous()
     parsed = F.coalesce(reason != "malformed_json", F.lit(True))
-    anonymous_clean = clean & anonymous
+    anonymous_clean = clean & logged_out
     return [
         F.count(F.lit(1)).alias("read"),
         F.count(F.when(clean, 1)).alias("kept"),
         *[F.count(F.when(reason == r, 1)).alias(f"bad_{r}") for r in ROW_REASONS],
         # min, not first: the same example whatever order the partitions arrive in.
-        *[F.min(F.when(reason == r, _raw_text())).alias(f"example_{r}") for r in ROW_REASONS],
+        *[F.min(F.when(reason == r, raw_text())).alias(f"example_{r}") for r in ROW_REASONS],
         *[F.count(F.when(parsed, F.col(c))).alias(f"present_{c}") for c in REQUIRED_COLUMNS],
         F.count(F.when(anonymous_clean, 1)).alias("anonymous"),
         F.min(F.when(anonymous_clean, F.col("userId"))).alias("anonymous_id_min"),
         F.max(F.when(anonymous_clean, F.col("userId"))).alias("anonymous_id_max"),
         F.count(F.when(anonymous_clean & F.col("userId").isNull(), 1)).alias("anonymous_id_nulls"),
-        F.count(F.when(clean & ~_restorable(), 1)).alias("not_restorable"),
+        F.count(F.when(clean & ~restorable(), 1)).alias("not_restorable"),
     ]
 
 
@@ -264,24 +181,6 @@ def _anonymous_id(m: dict[str, Any]) -> tuple[bool, str | None]:
     (``""`` in eventsim's files, a placeholder in the full log; None when there are none)."""
     one_id = m["anonymous_id_nulls"] == 0 and m["anonymous_id_min"] == m["anonymous_id_max"]
     return m["not_restorable"] == 0 and one_id, m["anonymous_id_min"]
-
-
-def _as_raw(events: DataFrame, anonymous_id: str | None, *keep: str) -> DataFrame:
-    """The raw rows (``RAW_SCHEMA`` types, as classified clean rows) rebuilt from the clean events.
-
-    Exact when the first pass found every clean row restorable: the casts only widen back, and a logged-out
-    row's blanked ``userId`` becomes the log's one id for them again.
-    """
-    raw_type = {f.name: f.dataType for f in RAW_SCHEMA.fields}
-    cols = {name: F.col(name).cast(raw_type[name]) for name in RAW_FIELDS}
-    cols["userId"] = F.when(F.col("userId") == "", F.lit(anonymous_id)).otherwise(F.col("userId"))
-    return events.select(
-        *(cols[name].alias(name) for name in RAW_FIELDS),
-        F.lit(None).cast("string").alias(CORRUPT_COLUMN),
-        F.lit(None).cast("string").alias("reason"),
-        _key_hash().alias(_KEY_HASH),
-        *keep,
-    )
 
 
 def _discard(path: str) -> None:
@@ -378,16 +277,16 @@ def ingest_events(
         written = spark.read.schema(EVENTS_SCHEMA).parquet(events_path)
         users = written.agg(F.count_distinct(F.when(F.col("userId") != "", F.col("userId")))).first()[0]
         candidates = repeated_keys(written.select(F.lit(None).cast("string").alias("reason"),
-                                                  _key_hash().alias(_KEY_HASH)))
+                                                  key_hash().alias(KEY_HASH)))
         # 3. Only when needed: duplicates and the bad rows to set aside.
         final_events, set_aside, bad_rows_from_raw = None, [], True
         # Kept apart from the Parquet it comes from, which may be rewritten below.
         repeated = candidates.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
         duplicates, anonymous_id = None, None
         if repeated.count():
-            restorable, anonymous_id = _anonymous_id(first)
-            if restorable:
-                duplicates = _duplicates_from_events(written, repeated, anonymous_id, summary)
+            rebuildable, anonymous_id = _anonymous_id(first)
+            if rebuildable:
+                duplicates = duplicates_from_events(written, repeated, anonymous_id, summary)
                 set_aside.extend([duplicates.select("reason", "raw")] if duplicates is not None else [])
             else:
                 parsed = classify_events(raw, valid_from, valid_until).persist(StorageLevel.DISK_ONLY)
@@ -396,7 +295,7 @@ def ingest_events(
                 with explained_read_failures(input_path, files):
                     summary = _summarise(marked)
                 final_events = marked.filter(F.col("reason").isNull()).select(*clean_columns())
-                set_aside = [marked.filter(F.col("reason").isNotNull()).select("reason", _raw_text().alias("raw"))]
+                set_aside = [marked.filter(F.col("reason").isNotNull()).select("reason", raw_text().alias("raw"))]
                 bad_rows_from_raw = False
         if bad_row_policy == "fail" and any(summary["bad"].values()):
             raise _bad_rows_error(summary, input_path)
@@ -411,12 +310,12 @@ def ingest_events(
         if final_events is not None:
             final_events.write.mode("overwrite").parquet(events_path)
         elif duplicates is not None:
-            _remove_duplicates(written, repeated, anonymous_id, duplicates, events_path)
+            remove_duplicates(written, repeated, anonymous_id, duplicates, events_path)
         if bad_row_policy == "quarantine":
             if bad_rows_from_raw and any(summary["bad"][r] for r in ROW_REASONS):
                 # The one more pass over the raw log, only for a log with bad rows.
                 bad_rows = classified.filter(F.col("reason").isNotNull())
-                set_aside.insert(0, bad_rows.select("reason", _raw_text().alias("raw")))
+                set_aside.insert(0, bad_rows.select("reason", raw_text().alias("raw")))
             rows = set_aside[0] if set_aside else spark.createDataFrame([], "reason string, raw string")
             for more in set_aside[1:]:
                 rows = rows.unionByName(more)
@@ -453,67 +352,6 @@ def ingest_events(
     return LoadResult(events=read_clean_events(spark, paths), quality=quality)
 
 
-_FILE, _ROW = "__file", "__row"
-
-
-def _located(events: DataFrame) -> DataFrame:
-    """``events`` (read from Parquet) with the file and the row index within it of each row."""
-    return events.select("*", F.col("_metadata.file_path").alias(_FILE), F.col("_metadata.row_index").alias(_ROW))
-
-
-def _duplicates_from_events(
-    written: DataFrame, repeated: DataFrame, anonymous_id: str | None, summary: dict[str, Any]
-) -> DataFrame | None:
-    """Mark duplicates on the raw rows rebuilt from the clean events and count them into ``summary``.
-
-    Returns the duplicate copies (``reason``, ``raw``, and where each is: its Parquet file and row index),
-    kept on local disk by a local checkpoint; None when the candidates only share the hashed keys.
-    """
-    marked = mark_duplicates(_as_raw(_located(written), anonymous_id, _FILE, _ROW), repeated)
-    duplicates = (
-        marked.filter(F.col("reason") == "duplicate")
-        .select("reason", _raw_text().alias("raw"), _anonymous().alias("anonymous"), _FILE, _ROW)
-        .localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
-    )
-    counts = duplicates.agg(
-        F.count(F.lit(1)).alias("rows"), F.count(F.when(F.col("anonymous"), 1)).alias("anonymous"),
-        F.min("raw").alias("example"),
-    ).first()
-    if counts["rows"] == 0:
-        return None
-    summary["bad"]["duplicate"] = counts["rows"]
-    summary["examples"]["duplicate"] = counts["example"]
-    summary["kept"] -= counts["rows"]
-    summary["anonymous"] -= counts["anonymous"]
-    return duplicates
-
-
-def _remove_duplicates(
-    written: DataFrame, repeated: DataFrame, anonymous_id: str | None, duplicates: DataFrame, events_path: str
-) -> None:
-    """Take the duplicate copies out of ``events.parquet``.
-
-    When the Parquet files that hold them are visible here (a local ``spark_dir``), only those files are
-    rewritten: their rows but the copies (found by file and row index) are appended as new files, then the
-    old files are deleted. Otherwise the whole dataset is rewritten, from a local checkpoint of the events
-    without the copies (the Parquet they are computed from is the one replaced).
-    """
-    spark = written.sparkSession
-    files = sorted(r[_FILE] for r in duplicates.select(_FILE).distinct().collect())
-    local = [unquote(urlparse(f).path) if f.startswith("file:") else None for f in files]
-    if all(path and os.path.isfile(path) for path in local):
-        rows = _located(spark.read.schema(EVENTS_SCHEMA).parquet(*files))
-        copies = F.broadcast(duplicates.select(_FILE, _ROW))
-        kept = rows.join(copies, [_FILE, _ROW], "left_anti").select(*EVENTS_SCHEMA.fieldNames())
-        kept.write.mode("append").parquet(events_path)
-        for path in local:
-            for name in (path, os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.crc")):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(name)
-        return
-    marked = mark_duplicates(_as_raw(written, anonymous_id), repeated)
-    clean = marked.filter(F.col("reason").isNull()).select(*clean_columns())
-    clean.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY).write.mode("overwrite").parquet(events_path)
 
 
 def quality_table(quality: dict[str, Any]) -> pd.DataFrame:
