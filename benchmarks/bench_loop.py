@@ -69,8 +69,10 @@ def reference(spark: SparkSession, log: Path, out: Path) -> None:
     """The original project's processing script: inferred schema, churners collected, four tables written."""
     df = spark.read.json(str(log))
     df = df.dropna(how="any", subset=["userId", "sessionId"]).filter(F.col("userId") != "")
-    churned = [r["userId"] for r in
-               df.filter(F.col("page") == "Cancellation Confirmation").select("userId").distinct().collect()]
+    churned = [
+        r["userId"]
+        for r in df.filter(F.col("page") == "Cancellation Confirmation").select("userId").distinct().collect()
+    ]
     df = df.withColumn("churn", F.when(F.col("userId").isin(churned), 1).otherwise(0))
     level = df.select("userId", "level", "churn").dropDuplicates().groupBy("level", "churn").count()
     level.toPandas().to_csv(out / "level_churn_byUser.csv", index=False)
@@ -139,8 +141,20 @@ def timed(step: Callable[[], None]) -> float:
 
 def run_notebooks(log: Path, master: str) -> float:
     """Wall time of `sparkify run --only 01_eda 02_features` on ``log`` (its own Spark; ours is stopped)."""
-    command = [sys.executable, "-m", "sparkify_utils", "run", "--only", "01_eda", "02_features", "--force",
-               "-p", f"input_path={log}", "-p", f"spark_master={master}"]
+    command = [
+        sys.executable,
+        "-m",
+        "sparkify_utils",
+        "run",
+        "--only",
+        "01_eda",
+        "02_features",
+        "--force",
+        "-p",
+        f"input_path={log}",
+        "-p",
+        f"spark_master={master}",
+    ]
     began = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - began
@@ -164,8 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     log = bench_log(args.users, args.seed)
     print(f"log: {log} ({log.stat().st_size / 1e6:,.0f} MB)")
 
-    spark = get_spark(args.master, driver_memory=args.driver_memory, app_name="bench-loop",
-                      spark_conf={"spark.ui.enabled": "false"})
+    spark = get_spark(
+        args.master, driver_memory=args.driver_memory, app_name="bench-loop", spark_conf={"spark.ui.enabled": "false"}
+    )
     print(f"Spark {spark.version} {args.master}, driver memory {args.driver_memory}\n")
     rows = []
     with contextlib.ExitStack() as stack:
@@ -201,8 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     print(best.to_frame("seconds").T.to_string(index=False, float_format=lambda v: f"{v:,.1f}"))
     if runner is not None:
         print(f"\n`sparkify run --only 01_eda 02_features` (kernels, Spark Connect server, figures): {runner:.1f} s")
-    print(f"\nreference / (01+02) = {speedup:.2f}   target >= {TARGET_SPEEDUP:g}   "
-          f"{verdict(speedup >= TARGET_SPEEDUP)}")
+    print(
+        f"\nreference / (01+02) = {speedup:.2f}   target >= {TARGET_SPEEDUP:g}   {verdict(speedup >= TARGET_SPEEDUP)}"
+    )
     print(f"ingest / floor      = {load:.2f}   target <= {TARGET_LOAD:g}   {verdict(load <= TARGET_LOAD)}")
     return 0
 

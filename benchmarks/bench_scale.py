@@ -162,14 +162,17 @@ def main(argv: list[str] | None = None) -> int:
         for users in sizes:
             logs[users] = root / f"log-{users}"
             gen = generate_log(logs[users], users=users, force=True)
-            print(f"generated {users:>6,} users: {gen.rows:>10,} events, {gen.bytes / 1e6:8.1f} MB, "
-                  f"{gen.seconds:6.1f} s")
+            print(
+                f"generated {users:>6,} users: {gen.rows:>10,} events, {gen.bytes / 1e6:8.1f} MB, {gen.seconds:6.1f} s"
+            )
 
         spark = get_spark(args.master, driver_memory=args.driver_memory, app_name="bench-scale")
         jvm_pid = int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
         threads = duckdb.connect().execute("SELECT current_setting('threads')").fetchone()[0]
-        print(f"\nSpark {spark.version} {args.master}, driver memory {args.driver_memory}; "
-              f"DuckDB {duckdb.__version__}, {threads} threads\n")
+        print(
+            f"\nSpark {spark.version} {args.master}, driver memory {args.driver_memory}; "
+            f"DuckDB {duckdb.__version__}, {threads} threads\n"
+        )
         run_steps(spark, logs[sizes[0]], root / "warm-up")  # untimed: JIT, class loading, caches
 
         rows = []
@@ -177,8 +180,16 @@ def main(argv: list[str] | None = None) -> int:
             reset_peak_rss(jvm_pid)
             seconds, events, events_path = run_steps(spark, logs[users], root / f"run-{users}")
             spark_s, duck_s = compare_engines(spark, events_path)
-            rows.append({"users": users, "events": events, **seconds, "agg_spark": spark_s, "agg_duckdb": duck_s,
-                         "driver_peak_mb": peak_rss_mb(jvm_pid)})
+            rows.append(
+                {
+                    "users": users,
+                    "events": events,
+                    **seconds,
+                    "agg_spark": spark_s,
+                    "agg_duckdb": duck_s,
+                    "driver_peak_mb": peak_rss_mb(jvm_pid),
+                }
+            )
             print(f"  {users:>6,} users done: " + ", ".join(f"{s} {seconds[s]:.1f} s" for s in STEPS))
         extra = None
         if args.events:
@@ -189,8 +200,16 @@ def main(argv: list[str] | None = None) -> int:
     for step in STEPS:
         table[f"{step}_ev_per_s"] = table["events"] / table[step]
     table["spark/duckdb"] = table["agg_spark"] / table["agg_duckdb"]
-    show = ["users", "events", *STEPS, *(f"{s}_ev_per_s" for s in STEPS), "agg_spark", "agg_duckdb",
-            "spark/duckdb", "driver_peak_mb"]
+    show = [
+        "users",
+        "events",
+        *STEPS,
+        *(f"{s}_ev_per_s" for s in STEPS),
+        "agg_spark",
+        "agg_duckdb",
+        "spark/duckdb",
+        "driver_peak_mb",
+    ]
     print("\nSeconds per step, events/s per step, per-user aggregation (best of 3) and driver JVM peak RSS")
     print(table[show].to_string(index=False, float_format=lambda v: f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"))
     print("\nGrowth exponent k (time ~ events^k; 1 = linear, < 1 = fixed costs still dominate):")
@@ -200,12 +219,16 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         events, spark_s, duck_s = extra
         ratios[events] = spark_s / duck_s
-        print(f"\n{args.events}: {events:,} events, aggregation Spark {spark_s:.2f} s, DuckDB {duck_s:.2f} s, "
-              f"Spark/DuckDB {spark_s / duck_s:.1f}x")
+        print(
+            f"\n{args.events}: {events:,} events, aggregation Spark {spark_s:.2f} s, DuckDB {duck_s:.2f} s, "
+            f"Spark/DuckDB {spark_s / duck_s:.1f}x"
+        )
     largest = ratios.sort_index().iloc[-1]
-    print(f"\nSpark/DuckDB on the same aggregation: {largest:.1f}x on the largest input "
-          f"({'within' if largest <= 3 else 'NOT within'} the 3x target), {ratios.max():.1f}x at worst; small inputs "
-          "measure Spark's fixed cost per job and stage, not its throughput.")
+    print(
+        f"\nSpark/DuckDB on the same aggregation: {largest:.1f}x on the largest input "
+        f"({'within' if largest <= 3 else 'NOT within'} the 3x target), {ratios.max():.1f}x at worst; small inputs "
+        "measure Spark's fixed cost per job and stage, not its throughput."
+    )
     return 0
 
 

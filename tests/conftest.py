@@ -66,7 +66,10 @@ def pytest_unconfigure() -> None:
 def spark():
     """A small local SparkSession shared by all tests."""
     session = get_spark(
-        "local[2]", driver_memory="2g", app_name="sparkify-tests", shuffle_partitions=4,
+        "local[2]",
+        driver_memory="2g",
+        app_name="sparkify-tests",
+        shuffle_partitions=4,
         spark_conf={"spark.ui.enabled": "false"},
     )
     yield session

@@ -33,8 +33,12 @@ def both(spark, one_point_grids):
     """Both backends on one table, each chosen by ``auto`` (the limit set below and above the table's size)."""
     users = spark.createDataFrame(synthetic_users(seed=5))
     limits = {"sklearn": 1_000_000, "spark": 224}
-    return {name: compare.compare_models(users, models=ALL_MODELS, seed=7, model_backend="auto",
-                                         local_model_max_rows=limits[name], **AGREEMENT) for name in BACKENDS}
+    return {
+        name: compare.compare_models(
+            users, models=ALL_MODELS, seed=7, model_backend="auto", local_model_max_rows=limits[name], **AGREEMENT
+        )
+        for name in BACKENDS
+    }
 
 
 # --- which backend ----------------------------------------------------------------------------------------
@@ -59,8 +63,11 @@ def test_the_backend_and_why_are_recorded(both, tmp_path):
         paths = run_paths(str(tmp_path / name))
         outputs.save_artifacts(result, paths)
         metrics = json.loads(paths.file(MODEL_METRICS).read_text())
-        assert metrics["backend"] == {"name": name, "reason": result.backend_reason,
-                                      "model_format": result.backend.model_format}
+        assert metrics["backend"] == {
+            "name": name,
+            "reason": result.backend_reason,
+            "model_format": result.backend.model_format,
+        }
         assert metrics["backend"]["reason"].startswith(f"auto: 225 users {'<=' if name == 'sklearn' else '>'}")
         assert metrics["parameters"]["model_backend"] == "auto"
         assert ("skops" in metrics["backend"]["model_format"]) == (name == "sklearn")
@@ -126,11 +133,19 @@ def test_tuning_picks_the_depth_an_interaction_needs(spark, monkeypatch, depths)
     """Churn is the sign of x1 * x2: one split cannot see it, four levels can, in either grid order."""
     rng = np.random.default_rng(0)
     x1, x2 = rng.uniform(-1, 1, 240), rng.uniform(-1, 1, 240)
-    table = pd.DataFrame({"userId": [f"u{i:03d}" for i in range(240)], "churn": (x1 * x2 > 0).astype(int),
-                          "x1": x1, "x2": x2, "noise": rng.normal(size=240)})
+    table = pd.DataFrame(
+        {
+            "userId": [f"u{i:03d}" for i in range(240)],
+            "churn": (x1 * x2 > 0).astype(int),
+            "x1": x1,
+            "x2": x2,
+            "noise": rng.normal(size=240),
+        }
+    )
     monkeypatch.setattr(sklearn_backend, "PARAM_GRIDS", {"dt": {"maxDepth": depths}})
-    result = compare.compare_models(spark.createDataFrame(table), models=["dt"], seed=1, model_backend="sklearn",
-                                    baseline_feature="x1", **FAST)
+    result = compare.compare_models(
+        spark.createDataFrame(table), models=["dt"], seed=1, model_backend="sklearn", baseline_feature="x1", **FAST
+    )
     assert result.tuning["dt"]["params"] == {"maxDepth": 4}
     scores = {g["params"]["maxDepth"]: g["pr_auc"] for g in result.tuning["dt"]["grid"]}
     assert scores[4] > 0.9 and scores[1] < 0.75
@@ -166,8 +181,15 @@ def test_verdict_calls_a_consistent_lead_clear_and_a_noisy_one_not():
     # Folds differ a lot from each other (sd of F1 ~0.2 for every model), but lr beats rf by 0.10 +- 0.01 in
     # each fold: a clear win on the paired differences, which comparing the two sds would miss.
     base = np.array([0.2, 0.7, 0.4, 0.8, 0.3])
-    clear = _folds({"lr": list(base + [0.10, 0.11, 0.09, 0.10, 0.10]), "rf": list(base),
-                    "dt": list(base - 0.2), "majority": [0.0] * 5, "rule": list(base + [0.2, -0.2, 0.2, -0.2, 0.0])})
+    clear = _folds(
+        {
+            "lr": list(base + [0.10, 0.11, 0.09, 0.10, 0.10]),
+            "rf": list(base),
+            "dt": list(base - 0.2),
+            "majority": [0.0] * 5,
+            "rule": list(base + [0.2, -0.2, 0.2, -0.2, 0.0]),
+        }
+    )
     lines = _verdict(clear, "lr")
     assert lines[1].startswith("vs runner-up random forest (rf") and lines[1].endswith("(a clear win).")
     assert "difference +0.100" in lines[1]
@@ -187,10 +209,17 @@ def _one_driver(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     days = rng.gamma(2.0, 3.0, n)
     churn = (rng.random(n) < 1 / (1 + np.exp(-(days - 8)))).astype(int)
-    return pd.DataFrame({"userId": [f"u{seed}_{i:04d}" for i in range(n)], "churn": churn,
-                         "songs": rng.normal(500, 100, n), "flagged": rng.random(n) < 0.5,
-                         "days_inactive": days, "thumbs": rng.poisson(5, n).astype(float),
-                         "level": rng.choice(["free", "paid"], n)})
+    return pd.DataFrame(
+        {
+            "userId": [f"u{seed}_{i:04d}" for i in range(n)],
+            "churn": churn,
+            "songs": rng.normal(500, 100, n),
+            "flagged": rng.random(n) < 0.5,
+            "days_inactive": days,
+            "thumbs": rng.poisson(5, n).astype(float),
+            "level": rng.choice(["free", "paid"], n),
+        }
+    )
 
 
 @pytest.fixture(scope="module", params=BACKEND_PARAMS)

@@ -68,8 +68,9 @@ spark.stop()
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> LocalCluster:
     """A master and two 1-core, 2 GB workers on 127.0.0.1, stopped (every JVM) however the tests end."""
-    with stopped_cleanly(start_local_cluster(workers=WORKERS, cores=1, memory="2g",
-                                             work_dir=tmp_path_factory.mktemp("spark-cluster"))) as cluster:
+    with stopped_cleanly(
+        start_local_cluster(workers=WORKERS, cores=1, memory="2g", work_dir=tmp_path_factory.mktemp("spark-cluster"))
+    ) as cluster:
         yield cluster
 
 
@@ -87,8 +88,13 @@ def stopped_cleanly(servers: LocalServers) -> Iterator[LocalServers]:
 def run_ci_on(master_url: str, failure_context: Callable[[], str], steps: tuple[str, ...]) -> Path:
     """Run ``steps`` of params/ci.yaml with ``spark_master=master_url``; fail with the servers' logs."""
     try:
-        run_dir = run(paths.PARAMS_DIR / "ci.yaml", overrides=[f"spark_master={master_url}"], only=steps,
-                      force=True, echo=lambda _: None)
+        run_dir = run(
+            paths.PARAMS_DIR / "ci.yaml",
+            overrides=[f"spark_master={master_url}"],
+            only=steps,
+            force=True,
+            echo=lambda _: None,
+        )
     except RunError as exc:
         pytest.fail(f"{exc}\n{failure_context()}")
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -121,9 +127,22 @@ def duplicated_log(folder: Path) -> Path:
 def smoke(ci_run, cluster, tmp_path_factory) -> dict[str, Any]:
     """One small application on the cluster: where its tasks run, and the ingest of a log with duplicates."""
     log = duplicated_log(tmp_path_factory.mktemp("duplicates") / "log")
-    out = subprocess.run([sys.executable, "-c", SMOKE_JOB, cluster.master_url, SMOKE_APP, str(log),
-                          str(tmp_path_factory.mktemp("cluster-ingest"))],
-                         env=cluster_env(), capture_output=True, text=True, timeout=300, cwd=paths.PROJECT_ROOT)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SMOKE_JOB,
+            cluster.master_url,
+            SMOKE_APP,
+            str(log),
+            str(tmp_path_factory.mktemp("cluster-ingest")),
+        ],
+        env=cluster_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=paths.PROJECT_ROOT,
+    )
     assert out.returncode == 0, f"{out.stderr[-3000:]}\n{_failure_context(cluster)}"
     return {**json.loads(out.stdout.strip().splitlines()[-1]), "log": log}
 
@@ -141,9 +160,12 @@ def test_duplicates_are_found_on_the_cluster_as_in_local_mode(smoke, spark, tmp_
     assert remote["rows_read"] == local["rows_read"] and remote["rows_quarantined"]["duplicate"] == copies
     volatile = ("events_path", "quarantine_path")
     assert {k: v for k, v in remote.items() if k not in volatile} == {
-        k: v for k, v in local.items() if k not in volatile}
-    kept = [pd.read_parquet(q["events_path"]).sort_values(["userId", "ts", "page", "song"], ignore_index=True)
-            for q in (local, remote)]
+        k: v for k, v in local.items() if k not in volatile
+    }
+    kept = [
+        pd.read_parquet(q["events_path"]).sort_values(["userId", "ts", "page", "song"], ignore_index=True)
+        for q in (local, remote)
+    ]
     pd.testing.assert_frame_equal(kept[1], kept[0])
 
 
@@ -161,8 +183,9 @@ def test_notebooks_on_cluster_match_local_mode(ci_run, cluster, monkeypatch):
     monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
     run_dir = run_ci_on(cluster.master_url, lambda: _failure_context(cluster), ON_CLUSTER)
     # Every notebook that takes a spark_master is one application on the cluster.
-    spark_notebooks = [nb for nb in ON_CLUSTER
-                       if "spark_master" in notebook_parameters(paths.NOTEBOOKS_DIR / f"{nb}.ipynb")]
+    spark_notebooks = [
+        nb for nb in ON_CLUSTER if "spark_master" in notebook_parameters(paths.NOTEBOOKS_DIR / f"{nb}.ipynb")
+    ]
     state = cluster.state()
     apps = [app["name"] for app in state["activeapps"] + state["completedapps"] if app["name"] != SMOKE_APP]
     assert len(apps) == len(spark_notebooks), f"applications on the cluster: {apps}; Spark notebooks: {spark_notebooks}"
@@ -179,7 +202,8 @@ def assert_same_results(local_run: Path, remote_run: Path, steps: tuple[str, ...
         # Which file was read is the run's parameter, not a result: compare what was found in it.
         local_quality, remote_quality = (
             {k: v for k, v in _json(run, artifacts.DATA_QUALITY.name).items() if k not in ("input_path", "files")}
-            for run in (local_run, remote_run))
+            for run in (local_run, remote_run)
+        )
         assert remote_quality == local_quality
         pd.testing.assert_frame_equal(_table(remote_run, artifacts.USERS.name), _table(local_run, artifacts.USERS.name))
 
@@ -189,15 +213,15 @@ def assert_same_results(local_run: Path, remote_run: Path, steps: tuple[str, ...
         assert list(remote_features.columns) == list(local_features.columns)
         assert remote_features["userId"].tolist() == local_features["userId"].tolist()
         assert remote_features["churn"].tolist() == local_features["churn"].tolist()
-        pd.testing.assert_frame_equal(remote_features, local_features, check_exact=False, rtol=FEATURE_RTOL,
-                                      atol=1e-12)
+        pd.testing.assert_frame_equal(remote_features, local_features, check_exact=False, rtol=FEATURE_RTOL, atol=1e-12)
 
 
 @pytest.fixture(scope="module")
 def connect_server(tmp_path_factory) -> LocalServers:
     """A Spark Connect server (driver on local[2]) on 127.0.0.1, stopped however the tests end."""
-    with stopped_cleanly(start_connect_server(master="local[2]", driver_memory="2g",
-                                              work_dir=tmp_path_factory.mktemp("spark-connect"))) as server:
+    with stopped_cleanly(
+        start_connect_server(master="local[2]", driver_memory="2g", work_dir=tmp_path_factory.mktemp("spark-connect"))
+    ) as server:
         yield server
 
 

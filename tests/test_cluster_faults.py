@@ -53,8 +53,14 @@ def test_unreachable_master_is_refused_before_spark_starts():
 def test_lost_master_fails_the_running_job_and_names_it(tmp_path):
     with start_local_cluster(workers=1, cores=1, memory="1g", work_dir=tmp_path / "cluster") as cluster:
         conf = json.dumps({MASTER_LOST_TIMEOUT_KEY: LOST_TIMEOUT})
-        driver = subprocess.Popen([sys.executable, "-c", HANGING_JOB, cluster.master_url, conf], env=cluster_env(),
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=paths.PROJECT_ROOT)
+        driver = subprocess.Popen(
+            [sys.executable, "-c", HANGING_JOB, cluster.master_url, conf],
+            env=cluster_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=paths.PROJECT_ROOT,
+        )
         try:
             output = _read_until(driver, "job starts", timeout=300)
             time.sleep(3)  # the tasks are sleeping on the executor now
@@ -97,10 +103,22 @@ def _live_in_groups(groups: set[int]) -> list[str]:
 
 @pytest.mark.slow
 def test_cluster_helper_stops_master_and_workers_on_sigterm():
-    command = [sys.executable, "-m", "sparkify_utils.runtime.local_servers", "--workers", "1", "--memory", "512m",
-               "--port", "0", "--webui-port", "0"]
-    helper = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              cwd=paths.PROJECT_ROOT)
+    command = [
+        sys.executable,
+        "-m",
+        "sparkify_utils.runtime.local_servers",
+        "--workers",
+        "1",
+        "--memory",
+        "512m",
+        "--port",
+        "0",
+        "--webui-port",
+        "0",
+    ]
+    helper = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=paths.PROJECT_ROOT
+    )
     groups: set[int] = set()
     try:
         _read_until(helper, "stops it", timeout=300)

@@ -38,31 +38,61 @@ def write_fake_run(path: Path, users: int = 40, seed: int = 0) -> Path:
     levels = rng.choice(["free", "paid"], users)
     first = START + rng.integers(0, 20 * DAY, users)
     last = np.minimum(first + rng.integers(DAY, 40 * DAY, users), START + 60 * DAY)
-    lifetimes = pd.DataFrame({
-        "userId": ids, "churn": churn, "churn_ts": np.where(churn == 1, last, np.nan),
-        "first_ts": first, "last_ts": last,
-    })
+    lifetimes = pd.DataFrame(
+        {
+            "userId": ids,
+            "churn": churn,
+            "churn_ts": np.where(churn == 1, last, np.nan),
+            "first_ts": first,
+            "last_ts": last,
+        }
+    )
     lifetimes.to_csv(path / "user_lifetimes.csv", index=False)
     songs = rng.integers(10, 2000, users)
     pd.DataFrame({"churn": churn, "userId": ids, "level": levels}).to_csv(path / "level_churn_byUser.csv", index=False)
     pd.DataFrame({"churn": churn, "userId": ids, "songs": songs}).to_csv(path / "numofsongs_byUser.csv", index=False)
-    pages = pd.DataFrame([
-        {"page": page, "churn": c, "count": int(rng.integers(1, 500)), "page_total": 0, "share": 0.5,
-         "users": int((churn == c).sum()), "mean_per_100_songs": rng.random() * 5,
-         "median_per_100_songs": rng.random() * 5}
-        for page in ("Thumbs Up", "Thumbs Down", "Roll Advert", "Add Friend", "NextSong") for c in (0, 1)
-    ])
+    pages = pd.DataFrame(
+        [
+            {
+                "page": page,
+                "churn": c,
+                "count": int(rng.integers(1, 500)),
+                "page_total": 0,
+                "share": 0.5,
+                "users": int((churn == c).sum()),
+                "mean_per_100_songs": rng.random() * 5,
+                "median_per_100_songs": rng.random() * 5,
+            }
+            for page in ("Thumbs Up", "Thumbs Down", "Roll Advert", "Add Friend", "NextSong")
+            for c in (0, 1)
+        ]
+    )
     pages.to_csv(path / "page_churn_byUser.csv", index=False)
     summary = {
-        "users": users, "churners": int(churn.sum()), "churn_rate": float(churn.mean()), "events": 12345,
-        "anonymous_events": 321, "songs": int(songs.sum()), "first_event": "2018-10-01T00:01:57+00:00",
-        "last_event": "2018-12-01T23:59:00+00:00", "days": 62, "rows_read": 12400, "rows_bad": 55,
-        "chi2_statistic": 1.5, "chi2_p_value": 0.22, "chi2_dof": 1, "chi2_note": "chi-square test",
+        "users": users,
+        "churners": int(churn.sum()),
+        "churn_rate": float(churn.mean()),
+        "events": 12345,
+        "anonymous_events": 321,
+        "songs": int(songs.sum()),
+        "first_event": "2018-10-01T00:01:57+00:00",
+        "last_event": "2018-12-01T23:59:00+00:00",
+        "days": 62,
+        "rows_read": 12400,
+        "rows_bad": 55,
+        "chi2_statistic": 1.5,
+        "chi2_p_value": 0.22,
+        "chi2_dof": 1,
+        "chi2_note": "chi-square test",
     }
     (path / "eda_summary.json").write_text(json.dumps(summary))
     quality = {
-        "files_read": 1, "bad_row_policy": "quarantine", "rows_read": 12400, "rows_kept": 12345,
-        "anonymous_rows": 321, "rows_excluded": dict.fromkeys(("malformed_json", "duplicate"), 0),
+        "files_read": 1,
+        "bad_row_policy": "quarantine",
+        "rows_read": 12400,
+        "rows_kept": 12345,
+        "anonymous_rows": 321,
+        "rows_excluded": dict.fromkeys(("malformed_json", "duplicate"), 0),
         "rows_quarantined": {"malformed_json": 5, "duplicate": 50},
     }
     (path / "data_quality.json").write_text(json.dumps(quality))
@@ -70,26 +100,41 @@ def write_fake_run(path: Path, users: int = 40, seed: int = 0) -> Path:
     names = ("f1", "precision", "recall", "pr_auc", "roc_auc", "accuracy", "weighted_f1")
     folds = {m: {k: list(rng.uniform(0.2, 0.8, 6)) for k in names} for m in labels}
     models = {
-        m: {"label": label, "cv": {k: {"mean": float(np.mean(folds[m][k])), "sd": float(np.std(folds[m][k]))}
-                                   for k in names},
-            "test": {k: float(rng.uniform(0.2, 0.8)) for k in names}, "threshold": 0.42}
+        m: {
+            "label": label,
+            "cv": {k: {"mean": float(np.mean(folds[m][k])), "sd": float(np.std(folds[m][k]))} for k in names},
+            "test": {k: float(rng.uniform(0.2, 0.8)) for k in names},
+            "threshold": 0.42,
+        }
         for m, label in labels.items()
     }
-    metrics = {"chosen_model": "gbt", "verdict": "Chosen model: gbt.\nvs lr: within the spread.", "models": models,
-               "folds": folds}
+    metrics = {
+        "chosen_model": "gbt",
+        "verdict": "Chosen model: gbt.\nvs lr: within the spread.",
+        "models": models,
+        "folds": folds,
+    }
     (path / "metrics.json").write_text(json.dumps(metrics))
     features = ["songs", "thumbs_down_per_song", "tenure_days", "level=paid"]
-    pd.DataFrame([
-        {"model": m, "feature": f, "importance": rng.random(), "coefficient": np.nan, "rank": i + 1}
-        for m in ("lr", "gbt") for i, f in enumerate(features)
-    ]).to_csv(path / "feature_importance.csv", index=False)
+    pd.DataFrame(
+        [
+            {"model": m, "feature": f, "importance": rng.random(), "coefficient": np.nan, "rank": i + 1}
+            for m in ("lr", "gbt")
+            for i, f in enumerate(features)
+        ]
+    ).to_csv(path / "feature_importance.csv", index=False)
     active = lifetimes[lifetimes["churn"] == 0]
     probability = rng.random(len(active))
-    pd.DataFrame({
-        "userId": active["userId"], "probability": probability, "at_risk": (probability >= 0.42).astype(int),
-        "level": levels[churn == 0], "recency_days": rng.uniform(0, 20, len(active)).round(1),
-        "top_features": "songs (low); tenure_days (low)",
-    }).sort_values("probability", ascending=False).to_csv(path / "at_risk_users.csv", index=False)
+    pd.DataFrame(
+        {
+            "userId": active["userId"],
+            "probability": probability,
+            "at_risk": (probability >= 0.42).astype(int),
+            "level": levels[churn == 0],
+            "recency_days": rng.uniform(0, 20, len(active)).round(1),
+            "top_features": "songs (low); tenure_days (low)",
+        }
+    ).sort_values("probability", ascending=False).to_csv(path / "at_risk_users.csv", index=False)
     (path / "decisions.json").write_text(json.dumps(fake_decisions(rng)))
     (path / "backtest.json").write_text(json.dumps(fake_backtest()))
     return path
@@ -97,19 +142,48 @@ def write_fake_run(path: Path, users: int = 40, seed: int = 0) -> Path:
 
 def fake_backtest() -> dict:
     """A backtest.json with two evaluated test cutoffs and one skipped."""
-    ok = {"status": "ok", "train_users": 190, "train_churners": 14, "test_users": 180, "test_users_note": "",
-          "f1": 0.2, "pr_auc": 0.15, "lift_10": 1.8, "brier": 0.06}
+    ok = {
+        "status": "ok",
+        "train_users": 190,
+        "train_churners": 14,
+        "test_users": 180,
+        "test_users_note": "",
+        "f1": 0.2,
+        "pr_auc": 0.15,
+        "lift_10": 1.8,
+        "brier": 0.06,
+    }
     return {
-        "parameters": {"backtest_cutoffs": 3, "backtest_step_days": 7}, "skipped": "",
+        "parameters": {"backtest_cutoffs": 3, "backtest_step_days": 7},
+        "skipped": "",
         "note": "Out of time, churn-class F1 is 0.180.",
-        "cutoffs": [{"test_cutoff": "2018-11-05", "train_cutoff": "2018-10-22", "train_churners": 3,
-                     "test_churners": 5, "status": "skipped: at most 3 cancellations"},
-                    {**ok, "test_cutoff": "2018-11-12", "train_cutoff": "2018-10-29", "test_churners": 11},
-                    {**ok, "test_cutoff": "2018-11-19", "train_cutoff": "2018-11-05", "test_churners": 12, "f1": 0.16}],
-        "overall": {"users": 360, "churners": 23, "f1": 0.18, "pr_auc": 0.14, "lift_10": 1.7, "brier": 0.06,
-                    "cutoffs": 2},
-        "cross_validation": {"label_mode": "horizon", "f1_mean": 0.3, "f1_sd": 0.05, "pr_auc_mean": 0.25,
-                             "pr_auc_sd": 0.04},
+        "cutoffs": [
+            {
+                "test_cutoff": "2018-11-05",
+                "train_cutoff": "2018-10-22",
+                "train_churners": 3,
+                "test_churners": 5,
+                "status": "skipped: at most 3 cancellations",
+            },
+            {**ok, "test_cutoff": "2018-11-12", "train_cutoff": "2018-10-29", "test_churners": 11},
+            {**ok, "test_cutoff": "2018-11-19", "train_cutoff": "2018-11-05", "test_churners": 12, "f1": 0.16},
+        ],
+        "overall": {
+            "users": 360,
+            "churners": 23,
+            "f1": 0.18,
+            "pr_auc": 0.14,
+            "lift_10": 1.7,
+            "brier": 0.06,
+            "cutoffs": 2,
+        },
+        "cross_validation": {
+            "label_mode": "horizon",
+            "f1_mean": 0.3,
+            "f1_sd": 0.05,
+            "pr_auc_mean": 0.25,
+            "pr_auc_sd": 0.04,
+        },
     }
 
 
@@ -119,22 +193,49 @@ def fake_decisions(rng: np.random.Generator, users: int = 30) -> dict:
 
     label = (rng.random(users) < 0.3).astype(int)
     probability = np.clip(0.3 * label + rng.random(users) * 0.7, 0, 1)
-    held = pd.DataFrame({"userId": [f"h{i}" for i in range(users)], "label": label, "score": probability,
-                         "probability": probability}).sort_values("probability", ascending=False)
+    held = pd.DataFrame(
+        {"userId": [f"h{i}" for i in range(users)], "label": label, "score": probability, "probability": probability}
+    ).sort_values("probability", ascending=False)
     models = {"lr": "logistic regression", "gbt": "gradient-boosted trees"}
-    reliability = [{"model": m, "scale": scale, "predicted": p, "observed": p + 0.05, "users": 10}
-                   for m in models for scale in ("raw", "calibrated") for p in (0.1, 0.5, 0.9)]
-    calibration = [{"model": m, "label": name, "method": "platt", "users": users, "brier_raw": 0.2,
-                    "brier_calibrated": 0.15, "skill_raw": -0.1, "skill_calibrated": 0.1} for m, name in models.items()]
+    reliability = [
+        {"model": m, "scale": scale, "predicted": p, "observed": p + 0.05, "users": 10}
+        for m in models
+        for scale in ("raw", "calibrated")
+        for p in (0.1, 0.5, 0.9)
+    ]
+    calibration = [
+        {
+            "model": m,
+            "label": name,
+            "method": "platt",
+            "users": users,
+            "brier_raw": 0.2,
+            "brier_calibrated": 0.15,
+            "skill_raw": -0.1,
+            "skill_calibrated": 0.1,
+        }
+        for m, name in models.items()
+    ]
     return {
-        "chosen_model": "gbt", "base_rate": 0.3,
-        "calibration": {"method": "platt", "threshold_raw": 0.42, "threshold": 0.37, "models": calibration,
-                        "reliability": reliability},
-        "lift": {"shares": list(lift.TOP_SHARES), "labels": models,
-                 "models": [r for m in models for r in lift.lift_table(label, probability).assign(model=m)
-                            .to_dict("records")],
-                 "gains": [r for m in models for r in lift.gains_curve(label, probability).assign(model=m)
-                           .to_dict("records")]},
+        "chosen_model": "gbt",
+        "base_rate": 0.3,
+        "calibration": {
+            "method": "platt",
+            "threshold_raw": 0.42,
+            "threshold": 0.37,
+            "models": calibration,
+            "reliability": reliability,
+        },
+        "lift": {
+            "shares": list(lift.TOP_SHARES),
+            "labels": models,
+            "models": [
+                r for m in models for r in lift.lift_table(label, probability).assign(model=m).to_dict("records")
+            ],
+            "gains": [
+                r for m in models for r in lift.gains_curve(label, probability).assign(model=m).to_dict("records")
+            ],
+        },
         "economics": {"parameters": {"contact_cost": 5.0, "churner_value": 60.0, "save_rate": 0.25}},
         "held_out_scores": held.to_dict("records"),
         "survival": {"available": False, "note": "skipped"},
@@ -296,18 +397,23 @@ def test_kaplan_meier_matches_a_hand_computed_case():
 
 
 def test_durations_reject_a_cancellation_before_the_first_event():
-    lifetimes = pd.DataFrame({"userId": ["a"], "churn": [1], "churn_ts": [START], "first_ts": [START + DAY],
-                              "last_ts": [START + DAY]})
+    lifetimes = pd.DataFrame(
+        {"userId": ["a"], "churn": [1], "churn_ts": [START], "first_ts": [START + DAY], "last_ts": [START + DAY]}
+    )
     with pytest.raises(ValueError, match="non-negative"):
         durations(lifetimes)
 
 
 def test_retention_curves_censor_non_churners_at_log_end_and_compare_levels():
-    lifetimes = pd.DataFrame({
-        "userId": ["a", "b", "c"], "churn": [1, 0, 1],
-        "churn_ts": [START + 2 * DAY, np.nan, START + 5 * DAY],
-        "first_ts": [START, START, START + DAY], "last_ts": [START + 2 * DAY, START + 3 * DAY, START + 6 * DAY],
-    })
+    lifetimes = pd.DataFrame(
+        {
+            "userId": ["a", "b", "c"],
+            "churn": [1, 0, 1],
+            "churn_ts": [START + 2 * DAY, np.nan, START + 5 * DAY],
+            "first_ts": [START, START, START + DAY],
+            "last_ts": [START + 2 * DAY, START + 3 * DAY, START + 6 * DAY],
+        }
+    )
     levels = pd.DataFrame({"userId": ["a", "b", "c"], "level": ["free", "paid", "free"], "churn": [1, 0, 1]})
     curves, test = retention_curves(lifetimes, levels)
     everyone = curves[curves["group"] == "All users (3)"]
@@ -320,12 +426,15 @@ def test_retention_curves_censor_non_churners_at_log_end_and_compare_levels():
 
 
 def test_churn_by_week_counts_cancellations_against_active_users():
-    lifetimes = pd.DataFrame({  # 2018-10-01 is a Monday
-        "userId": ["a", "b", "c"], "churn": [1, 0, 1],
-        "churn_ts": [START + 2 * DAY, np.nan, START + 9 * DAY],
-        "first_ts": [START, START + DAY, START + 8 * DAY],
-        "last_ts": [START + 2 * DAY, START + 10 * DAY, START + 9 * DAY],
-    })
+    lifetimes = pd.DataFrame(
+        {  # 2018-10-01 is a Monday
+            "userId": ["a", "b", "c"],
+            "churn": [1, 0, 1],
+            "churn_ts": [START + 2 * DAY, np.nan, START + 9 * DAY],
+            "first_ts": [START, START + DAY, START + 8 * DAY],
+            "last_ts": [START + 2 * DAY, START + 10 * DAY, START + 9 * DAY],
+        }
+    )
     weekly = analysis.churn_by_week(lifetimes)
     assert weekly["week"].dt.strftime("%Y-%m-%d").tolist() == ["2018-10-01", "2018-10-08"]
     assert weekly["active_users"].tolist() == [2, 2]
@@ -334,8 +443,9 @@ def test_churn_by_week_counts_cancellations_against_active_users():
 
 
 def test_filter_at_risk_by_threshold_and_level():
-    table = pd.DataFrame({"userId": ["1", "2", "3", "4"], "probability": [0.2, 0.9, 0.5, 0.7],
-                          "level": ["free", "paid", "paid", "free"]})
+    table = pd.DataFrame(
+        {"userId": ["1", "2", "3", "4"], "probability": [0.2, 0.9, 0.5, 0.7], "level": ["free", "paid", "paid", "free"]}
+    )
     assert filter_at_risk(table, 0.5)["userId"].tolist() == ["2", "4", "3"]
     assert filter_at_risk(table, 0.5, "free")["userId"].tolist() == ["4"]
     assert filter_at_risk(table, 0.95).empty
@@ -401,8 +511,10 @@ def test_slider_starts_at_the_model_threshold(fake_run):
 
 
 def test_dashboard_never_imports_pyspark():
-    code = ("import sys, sparkify_utils.report.views, sparkify_utils.report.server; "
-            "print(sorted(m for m in sys.modules if m.startswith('pyspark')))")
+    code = (
+        "import sys, sparkify_utils.report.views, sparkify_utils.report.server; "
+        "print(sorted(m for m in sys.modules if m.startswith('pyspark')))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]", f"the dashboard must render without Spark: {result.stdout}"
 
@@ -430,7 +542,7 @@ def test_campaign_widget_follows_its_sliders(fake_run):
     box = views.campaign_widget(decisions, scored)
     (cost, value, save), summary, _, body = box.children[0].children, *box.children[1:]
     assert (cost.value, value.value, save.value) == (5.0, 60.0, 0.25)
-    assert "<svg" in box.children[2].value and 'best k = ' in box.children[2].value
+    assert "<svg" in box.children[2].value and "best k = " in box.children[2].value
 
     def shown_k() -> int:
         return int(summary.value.split('data-k="')[1].split('"')[0])
@@ -463,8 +575,14 @@ def test_backtest_section_shows_cutoffs_next_to_cv_or_why_it_was_skipped(fake_ru
     assert table.data.count("<tr") == 1 + 3 + 2  # header, three cutoffs, pooled, CV
     assert "skipped: at most 3 cancellations" in table.data and "0.300 ± 0.050" in table.data
     reason = "The backtest is skipped: a table of your own."
-    skipped = {**fake_backtest(), "skipped": reason, "note": reason, "cutoffs": [], "overall": {},
-               "cross_validation": {}}
+    skipped = {
+        **fake_backtest(),
+        "skipped": reason,
+        "note": reason,
+        "cutoffs": [],
+        "overall": {},
+        "cross_validation": {},
+    }
     (fake_run.path / "backtest.json").write_text(json.dumps(skipped))
     items = build_section(fake_run, "backtest")
     assert len(items) == 1 and "a table of your own" in items[0].data and "spk-notice" not in items[0].data

@@ -69,8 +69,9 @@ def dashboard_server(run_dir: str, log: Path, env: dict[str, str] | None = None)
     command += ["--run-dir", run_dir] if run_dir else []
     with log.open("w") as out:
         # Its own process group, so the teardown also reaches Voila's kernels.
-        server = subprocess.Popen(command, env=env or dict(os.environ), stdout=out, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        server = subprocess.Popen(
+            command, env=env or dict(os.environ), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT
@@ -165,14 +166,12 @@ def test_dashboard_renders_the_run(browser, ci_run, tmp_path):
             rate = page.locator('.spk-card[data-metric="churn_rate"] .spk-value').inner_text()
             assert rate == f"{summary['churn_rate']:.1%}"
 
-
             # The slider starts at the model's threshold: the table lists the users the model flagged.
             before = _table_rows(page)
             assert before == min(int(scored["at_risk"].sum()), views.MAX_TABLE_ROWS)
             # Moving it to either end of its range gives the count the CSV says.
             ends = {"Home": 0.0, "End": 1.0}
-            expected = {k: min(len(analysis.filter_at_risk(scored, t)), views.MAX_TABLE_ROWS)
-                        for k, t in ends.items()}
+            expected = {k: min(len(analysis.filter_at_risk(scored, t)), views.MAX_TABLE_ROWS) for k, t in ends.items()}
             key = next((k for k, n in expected.items() if n != before), None)
             assert key, f"no threshold changes the {before} rows of {len(scored)} scored users"
             assert _count_after(page, key, before) == expected[key]

@@ -51,12 +51,15 @@ def test_profit_curve_and_its_optimum():
     assert realised["k"] == 7 and realised["profit"] == pytest.approx(8)  # the third churner is 7th
 
 
-@pytest.mark.parametrize(("kwargs", "name"), [
-    ({"contact_cost": 0.0, "churner_value": 10.0, "save_rate": 0.5}, "contact_cost"),
-    ({"contact_cost": 1.0, "churner_value": -5.0, "save_rate": 0.5}, "churner_value"),
-    ({"contact_cost": 1.0, "churner_value": 10.0, "save_rate": 1.5}, "save_rate"),
-    ({"contact_cost": 1.0, "churner_value": 10.0, "save_rate": -0.1}, "save_rate"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"contact_cost": 0.0, "churner_value": 10.0, "save_rate": 0.5}, "contact_cost"),
+        ({"contact_cost": 1.0, "churner_value": -5.0, "save_rate": 0.5}, "churner_value"),
+        ({"contact_cost": 1.0, "churner_value": 10.0, "save_rate": 1.5}, "save_rate"),
+        ({"contact_cost": 1.0, "churner_value": 10.0, "save_rate": -0.1}, "save_rate"),
+    ],
+)
 def test_economics_refuse_values_out_of_range_by_name(kwargs, name):
     with pytest.raises(economics.EconomicsError, match=name):
         economics.Economics(**kwargs)
@@ -82,11 +85,13 @@ def test_calibration_fixes_a_miscalibrated_score_and_keeps_a_calibrated_one():
     rng = np.random.default_rng(1)
     truth = rng.random(4000)
     y = (rng.random(4000) < truth).astype(int)
-    squashed = truth ** 3  # ranks right, probabilities far too low
+    squashed = truth**3  # ranks right, probabilities far too low
     calibrator, table = reliability.choose_calibrator(y[:2000], squashed[:2000], seed=0)
     assert calibrator.method in ("platt", "isotonic") and set(table["method"]) == set(reliability.METHODS)
-    before, after = reliability.brier(y[2000:], squashed[2000:]), reliability.brier(y[2000:], calibrator.transform(
-        squashed[2000:]))
+    before, after = (
+        reliability.brier(y[2000:], squashed[2000:]),
+        reliability.brier(y[2000:], calibrator.transform(squashed[2000:])),
+    )
     assert after < before - 0.01
     # Already calibrated scores: the raw ones are kept unless a method beats them on validation folds.
     kept, table = reliability.choose_calibrator(y[:2000], truth[:2000], seed=0)
@@ -125,24 +130,32 @@ def _users_and_lifetimes(n: int = 240, seed: int = 5) -> tuple[pd.DataFrame, pd.
     rng = np.random.default_rng(seed)
     y = (rng.random(n) < 0.25).astype(int)
     ids = [f"u{i:04d}" for i in range(n)]
-    table = pd.DataFrame({
-        "userId": ids, "churn": y,
-        "songs": np.round(np.exp(rng.normal(6.5 - 0.8 * y, 0.7))),
-        "ads_per_song": np.abs(rng.normal(0.015 + 0.02 * y, 0.01)),
-        "tenure_days": rng.uniform(10, 300, n),
-        "noise": rng.normal(size=n),
-        "level": rng.choice(["free", "paid"], n),
-    })
+    table = pd.DataFrame(
+        {
+            "userId": ids,
+            "churn": y,
+            "songs": np.round(np.exp(rng.normal(6.5 - 0.8 * y, 0.7))),
+            "ads_per_song": np.abs(rng.normal(0.015 + 0.02 * y, 0.01)),
+            "tenure_days": rng.uniform(10, 300, n),
+            "noise": rng.normal(size=n),
+            "level": rng.choice(["free", "paid"], n),
+        }
+    )
     first = START_MS + rng.integers(0, 10 * DAY_MS, n)
     end = START_MS + 60 * DAY_MS
     churn_ts = np.where(y == 1, first + rng.integers(DAY_MS, 45 * DAY_MS, n), np.nan)
-    lifetimes = pd.DataFrame({"userId": ids, "churn": y, "churn_ts": churn_ts, "first_ts": first,
-                              "last_ts": np.where(y == 1, churn_ts, end)})
+    lifetimes = pd.DataFrame(
+        {"userId": ids, "churn": y, "churn_ts": churn_ts, "first_ts": first, "last_ts": np.where(y == 1, churn_ts, end)}
+    )
     return table, lifetimes
 
 
-ONE_POINT_GRIDS = {"lr": {"regParam": [0.01]}, "dt": {"maxDepth": [3]}, "rf": {"maxDepth": [4]},
-                   "gbt": {"maxDepth": [2]}}
+ONE_POINT_GRIDS = {
+    "lr": {"regParam": [0.01]},
+    "dt": {"maxDepth": [3]},
+    "rf": {"maxDepth": [4]},
+    "gbt": {"maxDepth": [2]},
+}
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +165,15 @@ def comparison(spark):
     table, lifetimes = _users_and_lifetimes()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(sklearn_backend, "PARAM_GRIDS", ONE_POINT_GRIDS)
-        result = compare.compare_models(spark.createDataFrame(table), models=list(ONE_POINT_GRIDS), seed=1,
-                                        cv_folds=3, cv_repeats=2, tuning_folds=2, model_backend="sklearn")
+        result = compare.compare_models(
+            spark.createDataFrame(table),
+            models=list(ONE_POINT_GRIDS),
+            seed=1,
+            cv_folds=3,
+            cv_repeats=2,
+            tuning_folds=2,
+            model_backend="sklearn",
+        )
     return result, lifetimes
 
 
@@ -185,7 +205,8 @@ def test_calibration_is_fit_on_training_users_only(comparison):
     assert np.allclose(held["probability"], decision.calibrator.transform(held["score"]))
     assert held["probability"].is_monotonic_decreasing
     assert decision.held_out_profit["expected_profit"].iloc[1] == pytest.approx(
-        held["probability"].iloc[0] * 0.3 * 40 - 2)
+        held["probability"].iloc[0] * 0.3 * 40 - 2
+    )
     assert set(decision.lift["model"]) == {*ONE_POINT_GRIDS, "majority", "rule"}
     assert set(decision.lift["share"]) == set(lift.TOP_SHARES)
 
@@ -305,13 +326,24 @@ def test_at_risk_list_carries_calibrated_probabilities_and_exact_reasons(compari
 def test_backtest_cutoffs_leave_a_horizon_between_training_and_test(spark):
     from sparkify_utils.modeling import backtest
 
-    users = spark.createDataFrame(pd.DataFrame({
-        "userId": ["a", "b"], "churn": [0, 1], "churn_ts": [None, START_MS + 30 * DAY_MS],
-        "first_ts": [START_MS, START_MS], "last_ts": [START_MS + 62 * DAY_MS, START_MS + 30 * DAY_MS]}))
+    users = spark.createDataFrame(
+        pd.DataFrame(
+            {
+                "userId": ["a", "b"],
+                "churn": [0, 1],
+                "churn_ts": [None, START_MS + 30 * DAY_MS],
+                "first_ts": [START_MS, START_MS],
+                "last_ts": [START_MS + 62 * DAY_MS, START_MS + 30 * DAY_MS],
+            }
+        )
+    )
     pairs = backtest.plan_cutoffs(users, cutoffs=3, step_days=7, horizon_days=14)
     # The log ends at the midnight after its last event (2018-12-03); the last test cutoff leaves a horizon.
     assert [(a.isoformat(), b.isoformat()) for a, b in pairs] == [
-        ("2018-10-22", "2018-11-05"), ("2018-10-29", "2018-11-12"), ("2018-11-05", "2018-11-19")]
+        ("2018-10-22", "2018-11-05"),
+        ("2018-10-29", "2018-11-12"),
+        ("2018-11-05", "2018-11-19"),
+    ]
     # Every training label (cancelled within 14 days of the training cutoff) is known on the test cutoff.
     assert all((test - train).days == 14 for train, test in pairs)
     with pytest.raises(backtest.BacktestError, match="backtest_cutoffs=8.*before the log's first event"):

@@ -31,11 +31,20 @@ def eda(spark, tmp_path_factory):
     profiles = explore.user_profiles(cube, users).persist()
     level = explore.level_contingency(profiles)
     yield {
-        "paths": paths, "quality": result.quality, "users": users, "cube": cube, "profiles": profiles,
-        "counts": explore.churn_counts(users), "level": level, "test": explore.chi_square(level),
-        "per_user": explore.per_user_table(profiles), "pages": explore.page_churn(profiles),
-        "daily": explore.daily_activity(cube, users), "patterns": explore.time_patterns(cube, users),
-        "timing": explore.churn_timing(users), "medians": explore.group_medians(profiles),
+        "paths": paths,
+        "quality": result.quality,
+        "users": users,
+        "cube": cube,
+        "profiles": profiles,
+        "counts": explore.churn_counts(users),
+        "level": level,
+        "test": explore.chi_square(level),
+        "per_user": explore.per_user_table(profiles),
+        "pages": explore.page_churn(profiles),
+        "daily": explore.daily_activity(cube, users),
+        "patterns": explore.time_patterns(cube, users),
+        "timing": explore.churn_timing(users),
+        "medians": explore.group_medians(profiles),
     }
     profiles.unpersist()
     cube.unpersist()
@@ -125,8 +134,13 @@ def test_summary_and_exports(eda):
 
     written = explore.write_exports(eda["paths"], eda["per_user"], eda["pages"], summary)
     run = eda["paths"].run_dir
-    assert set(written) == {"level_churn_byUser.csv", "page_churn_byUser.csv", "numofsongs_byUser.csv",
-                            "user_lifetimes.csv", "eda_summary.json"}
+    assert set(written) == {
+        "level_churn_byUser.csv",
+        "page_churn_byUser.csv",
+        "numofsongs_byUser.csv",
+        "user_lifetimes.csv",
+        "eda_summary.json",
+    }
     lifetimes = pd.read_csv(run / "user_lifetimes.csv", dtype={"userId": str}).set_index("userId")
     assert list(lifetimes.reset_index().columns) == ["userId", "churn", "churn_ts", "first_ts", "last_ts"]
     assert lifetimes.loc["30", "churn_ts"] == 1538352000000 + DAY + 11 * 60_000 + 1000

@@ -28,15 +28,24 @@ DAY = schema.DAY_MS
 
 EVENT_SCHEMA = StructType(
     [
-        StructField("artist", StringType()), StructField("auth", StringType()),
-        StructField("firstName", StringType()), StructField("gender", StringType()),
-        StructField("itemInSession", IntegerType()), StructField("lastName", StringType()),
-        StructField("length", DoubleType()), StructField("level", StringType()),
-        StructField("location", StringType()), StructField("method", StringType()),
-        StructField("page", StringType()), StructField("registration", LongType()),
-        StructField("sessionId", LongType()), StructField("song", StringType()),
-        StructField("status", IntegerType()), StructField("ts", LongType()),
-        StructField("userAgent", StringType()), StructField("userId", StringType()),
+        StructField("artist", StringType()),
+        StructField("auth", StringType()),
+        StructField("firstName", StringType()),
+        StructField("gender", StringType()),
+        StructField("itemInSession", IntegerType()),
+        StructField("lastName", StringType()),
+        StructField("length", DoubleType()),
+        StructField("level", StringType()),
+        StructField("location", StringType()),
+        StructField("method", StringType()),
+        StructField("page", StringType()),
+        StructField("registration", LongType()),
+        StructField("sessionId", LongType()),
+        StructField("song", StringType()),
+        StructField("status", IntegerType()),
+        StructField("ts", LongType()),
+        StructField("userAgent", StringType()),
+        StructField("userId", StringType()),
         StructField("event_date", DateType()),
     ]
 )
@@ -62,19 +71,54 @@ def event(user: str, session: int, day: float, page: str, level: str = "paid", s
     ts = ms(day)
     is_song = page == "NextSong"
     if not user:
-        return (None, "Logged Out", None, None, 0, None, None, level, None, "GET", page, None, session,
-                None, 200, ts, None, "", dt.datetime.fromtimestamp(ts / 1000, dt.UTC).date())
+        return (
+            None,
+            "Logged Out",
+            None,
+            None,
+            0,
+            None,
+            None,
+            level,
+            None,
+            "GET",
+            page,
+            None,
+            session,
+            None,
+            200,
+            ts,
+            None,
+            "",
+            dt.datetime.fromtimestamp(ts / 1000, dt.UTC).date(),
+        )
     gender, location, agent = PROFILES[user]
     return (
-        f"artist{song % 3}" if is_song else None, "Cancelled" if "Cancellation" in page else "Logged In",
-        "A", gender, 0, "B", 200.0 + song if is_song else None, level, location, "PUT", page,
-        REGISTRATION_MS, session, f"song{song}" if is_song else None, 200, ts, agent, user,
+        f"artist{song % 3}" if is_song else None,
+        "Cancelled" if "Cancellation" in page else "Logged In",
+        "A",
+        gender,
+        0,
+        "B",
+        200.0 + song if is_song else None,
+        level,
+        location,
+        "PUT",
+        page,
+        REGISTRATION_MS,
+        session,
+        f"song{song}" if is_song else None,
+        200,
+        ts,
+        agent,
+        user,
         dt.datetime.fromtimestamp(ts / 1000, dt.UTC).date(),
     )
 
 
-def session_rows(user: str, session: int, day: float, songs: int, level: str = "paid",
-                 extra: tuple[str, ...] = ()) -> list[tuple]:
+def session_rows(
+    user: str, session: int, day: float, songs: int, level: str = "paid", extra: tuple[str, ...] = ()
+) -> list[tuple]:
     """A session of ``songs`` songs (4 minutes apart) followed by the ``extra`` pages."""
     rows = [event(user, session, day + i * 240 / 86400, "NextSong", level, song=i) for i in range(songs)]
     rows += [event(user, session, day + (songs + i) * 240 / 86400, page, level) for i, page in enumerate(extra)]
@@ -140,8 +184,13 @@ def test_hand_computed_values_whole_period(whole):
     assert u1["tenure_days"] == pytest.approx(100 + 39)  # log ends at the midnight after day 38
     assert (u1["os"], u1["state"], u1["region"], u1["gender"]) == ("Windows", "CA", "West", "M")
     u2 = out.loc["2"]
-    assert (u2["upgrades"], u2["level"], u2["os"], u2["state"], u2["region"]) == (1, "paid", "iPhone", "NY",
-                                                                                 "Northeast")
+    assert (u2["upgrades"], u2["level"], u2["os"], u2["state"], u2["region"]) == (
+        1,
+        "paid",
+        "iPhone",
+        "NY",
+        "Northeast",
+    )
     assert u2["ads_per_song"] == pytest.approx(4 / 20)
     assert u2["paid_event_share"] == pytest.approx(18 / 35)  # 6 paid sessions x 3 events of 35
     assert out.loc["3", "region"] == "Midwest" and out.loc["4", "errors_per_song"] == 1.0
@@ -200,13 +249,15 @@ def test_scoring_tables(base):
     assert horizon["userId"].tolist() == ["1", "4"]  # active in the last 28 days, not cancelled
     assert list(horizon.columns) == ["userId", *catalog.feature_columns("horizon")]
     assert horizon.set_index("userId").loc["1", "recency_days"] == pytest.approx(
-        39 - (38.5 + 2 * 240 / 86400), abs=1e-6)
+        39 - (38.5 + 2 * 240 / 86400), abs=1e-6
+    )
     scoring = as_pandas(build.build_scoring(events, users, "whole_period"))
     assert scoring["userId"].tolist() == ["1", "4"]
     assert list(scoring.columns) == ["userId", *catalog.feature_columns("whole_period"), "recency_days"]
     # Shown in the at-risk list only: days from the user's last event to the log's end.
     assert scoring.set_index("userId").loc["1", "recency_days"] == pytest.approx(
-        39 - (38.5 + 2 * 240 / 86400), abs=1e-6)
+        39 - (38.5 + 2 * 240 / 86400), abs=1e-6
+    )
 
 
 @pytest.mark.parametrize("mode", catalog.LABEL_MODES)
@@ -226,17 +277,23 @@ def test_build_tables_matches_the_separate_builders(base, mode):
 
 def test_categorical_parsing(spark):
     rows = [
-        ("Tampa-St. Petersburg-Clearwater, FL", "Mozilla/5.0 (iPad; CPU OS 7_1_2 like Mac OS X)", "FL",
-         "South", "iPad"),
-        ("Portland-Vancouver-Hillsboro, OR-WA", "Mozilla/5.0 (X11; Linux x86_64; rv:31.0)", "OR", "West",
-         "Linux"),
+        (
+            "Tampa-St. Petersburg-Clearwater, FL",
+            "Mozilla/5.0 (iPad; CPU OS 7_1_2 like Mac OS X)",
+            "FL",
+            "South",
+            "iPad",
+        ),
+        ("Portland-Vancouver-Hillsboro, OR-WA", "Mozilla/5.0 (X11; Linux x86_64; rv:31.0)", "OR", "West", "Linux"),
         ("San Juan, PR", "Mozilla/5.0 (Linux; Android 4.4.2; Nexus 5)", "PR", "Other", "Android"),
         (None, None, "Unknown", "Unknown", "Unknown"),
     ]
     df = spark.createDataFrame(rows, "location string, ua string, state string, region string, os string")
-    got = df.select(
-        build._state(F.col("location")).alias("s"), build._os(F.col("ua")).alias("o")
-    ).withColumn("r", build._region(F.col("s"))).collect()
+    got = (
+        df.select(build._state(F.col("location")).alias("s"), build._os(F.col("ua")).alias("o"))
+        .withColumn("r", build._region(F.col("s")))
+        .collect()
+    )
     assert [(r.s, r.r, r.o) for r in got] == [(r[2], r[3], r[4]) for r in rows]
 
 

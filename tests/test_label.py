@@ -37,7 +37,11 @@ def test_churners_free_and_paid_and_their_first_cancellation(spark):
     users = label_users(events(spark, rows))
     assert users.columns == list(USER_COLUMNS)
     assert dict(users.dtypes) == {
-        "userId": "string", "churn": "int", "churn_ts": "bigint", "first_ts": "bigint", "last_ts": "bigint"
+        "userId": "string",
+        "churn": "int",
+        "churn_ts": "bigint",
+        "first_ts": "bigint",
+        "last_ts": "bigint",
     }
     got = by_user(users)
     assert set(got) == {"1", "2", "3"}
@@ -65,6 +69,8 @@ def test_users_table_is_written_once_and_read_back(spark, tmp_path):
     rows = [("7", "NextSong", T0, "paid"), ("7", "Cancellation Confirmation", T0 + 1, "paid")]
     written = write_users(events(spark, rows), paths)
     assert (tmp_path / "run" / "users.parquet").is_dir()
-    assert by_user(written) == by_user(read_users(spark, paths)) == {
-        "7": {"userId": "7", "churn": 1, "churn_ts": T0 + 1, "first_ts": T0, "last_ts": T0 + 1}
-    }
+    assert (
+        by_user(written)
+        == by_user(read_users(spark, paths))
+        == {"7": {"userId": "7", "churn": 1, "churn_ts": T0 + 1, "first_ts": T0, "last_ts": T0 + 1}}
+    )

@@ -33,9 +33,7 @@ def assert_balanced(quality: dict) -> None:
 def test_basic_log_matches_the_clean_events_contract(spark, tmp_path):
     result = ingest(spark, FIXTURES / "basic.json", tmp_path)
     events = result.events
-    assert [(f.name, f.dataType) for f in events.schema.fields] == [
-        (f.name, f.dataType) for f in EVENTS_SCHEMA.fields
-    ]
+    assert [(f.name, f.dataType) for f in events.schema.fields] == [(f.name, f.dataType) for f in EVENTS_SCHEMA.fields]
     assert events.count() == 22
     q = result.quality
     assert (q["rows_read"], q["rows_kept"], q["anonymous_rows"], q["users"], q["files_read"]) == (22, 22, 4, 3, 1)
@@ -43,13 +41,18 @@ def test_basic_log_matches_the_clean_events_contract(spark, tmp_path):
     on_disk = json.loads((tmp_path / "run" / "data_quality.json").read_text())
     assert on_disk == q
     assert sorted(str(r["event_date"]) for r in events.select("event_date").distinct().collect()) == [
-        "2018-10-01", "2018-10-02", "2018-10-03",
+        "2018-10-01",
+        "2018-10-02",
+        "2018-10-03",
     ]
     anon = events.filter(F.col("userId") == "")
     assert anon.count() == 4 and anon.filter(F.col("registration").isNotNull()).count() == 0
     first = events.filter((F.col("userId") == "10") & (F.col("itemInSession") == 0)).first()
     assert (first["ts"], first["registration"], first["status"], str(first["event_date"])) == (
-        1538352060000, 1536000000000, 200, "2018-10-01"
+        1538352060000,
+        1536000000000,
+        200,
+        "2018-10-01",
     )
 
 
@@ -287,21 +290,42 @@ def test_every_row_is_accounted_for_under_each_policy(spark, tmp_path, injected_
 
 @pytest.mark.parametrize("broadcast_limit", [2_000_000, 0])  # the lookup sent to every task, or joined
 def test_duplicates_keep_one_copy_per_key(spark, tmp_path, broadcast_limit):
-    base = {"ts": 1538352117000, "page": "NextSong", "userId": "7", "sessionId": 5, "itemInSession": 1,
-            "auth": "Logged In", "song": "A", "artist": "X", "length": 200.0}
+    base = {
+        "ts": 1538352117000,
+        "page": "NextSong",
+        "userId": "7",
+        "sessionId": 5,
+        "itemInSession": 1,
+        "auth": "Logged In",
+        "song": "A",
+        "artist": "X",
+        "length": 200.0,
+    }
     rows = [
-        base, base, base,                                    # three exact copies: two are duplicates
-        base | {"itemInSession": 2}, base | {"itemInSession": 2, "song": "B"},  # same keys, other song
-        base | {"itemInSession": 3},                         # unique
-        base | {"itemInSession": 4, "page": "Karaoke"}, base | {"itemInSession": 4, "page": "Karaoke"},
+        base,
+        base,
+        base,  # three exact copies: two are duplicates
+        base | {"itemInSession": 2},
+        base | {"itemInSession": 2, "song": "B"},  # same keys, other song
+        base | {"itemInSession": 3},  # unique
+        base | {"itemInSession": 4, "page": "Karaoke"},
+        base | {"itemInSession": 4, "page": "Karaoke"},
     ]
     path = tmp_path / "log.json"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     parsed = classify_events(read_events(spark, str(path)))
     marked = mark_duplicates(parsed, repeated_keys(parsed), broadcast_limit=broadcast_limit)
     reasons = sorted((r["itemInSession"], r["reason"] or "") for r in marked.collect())
-    assert reasons == [(1, ""), (1, "duplicate"), (1, "duplicate"), (2, ""), (2, "duplicate"), (3, ""),
-                       (4, "unknown_page"), (4, "unknown_page")]  # a bad row's copy keeps its own reason
+    assert reasons == [
+        (1, ""),
+        (1, "duplicate"),
+        (1, "duplicate"),
+        (2, ""),
+        (2, "duplicate"),
+        (3, ""),
+        (4, "unknown_page"),
+        (4, "unknown_page"),
+    ]  # a bad row's copy keeps its own reason
     kept = {r["song"] for r in marked.filter("itemInSession = 2 AND reason IS NULL").collect()}
     reparted = classify_events(read_events(spark, str(path)).repartition(3))
     again = mark_duplicates(reparted, repeated_keys(reparted), broadcast_limit)

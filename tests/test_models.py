@@ -26,8 +26,12 @@ from sparkify_utils.paths import run_paths
 #: Cheap settings: one grid point per model, 3 folds, one repeat (the protocol is the same).
 FAST = {"cv_folds": 3, "cv_repeats": 1, "tuning_folds": 2, "parallelism": 2}
 #: The same single grid point for both backends (one of the Spark grid's points, which the scikit-learn grid holds).
-ONE_POINT_GRIDS = {"lr": {"regParam": [0.01]}, "dt": {"maxDepth": [3]}, "rf": {"maxDepth": [4]},
-                   "gbt": {"maxDepth": [2]}}
+ONE_POINT_GRIDS = {
+    "lr": {"regParam": [0.01]},
+    "dt": {"maxDepth": [3]},
+    "rf": {"maxDepth": [4]},
+    "gbt": {"maxDepth": [2]},
+}
 BACKENDS = ("sklearn", "spark")
 #: Both backends as fixture parameters; Spark ML's many small jobs make its variant slow (not in test-fast).
 BACKEND_PARAMS = [pytest.param("sklearn"), pytest.param("spark", marks=pytest.mark.slow)]
@@ -37,15 +41,17 @@ def synthetic_users(n: int = 225, seed: int = 0, churn_rate: float = 0.23) -> pd
     """Per-user table shaped like notebook 02's: churners play fewer songs and see more adverts."""
     rng = np.random.default_rng(seed)
     y = (rng.random(n) < churn_rate).astype(int)
-    return pd.DataFrame({
-        "userId": [f"u{i:04d}" for i in range(n)],
-        "churn": y,
-        "songs": np.round(np.exp(rng.normal(6.5 - 0.6 * y, 0.8))).astype(int),
-        "ads_per_song": np.abs(rng.normal(0.015 + 0.02 * y, 0.01)),
-        "recency_days": np.abs(rng.normal(3 + 4 * y, 3)).round(1),
-        "noise": rng.normal(size=n),
-        "level": rng.choice(["free", "paid"], n),
-    })
+    return pd.DataFrame(
+        {
+            "userId": [f"u{i:04d}" for i in range(n)],
+            "churn": y,
+            "songs": np.round(np.exp(rng.normal(6.5 - 0.6 * y, 0.8))).astype(int),
+            "ads_per_song": np.abs(rng.normal(0.015 + 0.02 * y, 0.01)),
+            "recency_days": np.abs(rng.normal(3 + 4 * y, 3)).round(1),
+            "noise": rng.normal(size=n),
+            "level": rng.choice(["free", "paid"], n),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +66,15 @@ def result(request, spark, users, one_point_grids):
 
 def independent_metrics(label: pd.Series, probability: pd.Series, prediction: pd.Series) -> dict[str, float]:
     """Every metric of ``ev.METRICS`` computed by scikit-learn, to check the project's own functions."""
-    return {"f1": skm.f1_score(label, prediction, zero_division=0),
-            "precision": skm.precision_score(label, prediction, zero_division=0),
-            "recall": skm.recall_score(label, prediction, zero_division=0),
-            "pr_auc": skm.average_precision_score(label, probability),
-            "roc_auc": skm.roc_auc_score(label, probability),
-            "accuracy": skm.accuracy_score(label, prediction),
-            "weighted_f1": skm.f1_score(label, prediction, average="weighted", zero_division=0)}
+    return {
+        "f1": skm.f1_score(label, prediction, zero_division=0),
+        "precision": skm.precision_score(label, prediction, zero_division=0),
+        "recall": skm.recall_score(label, prediction, zero_division=0),
+        "pr_auc": skm.average_precision_score(label, probability),
+        "roc_auc": skm.roc_auc_score(label, probability),
+        "accuracy": skm.accuracy_score(label, prediction),
+        "weighted_f1": skm.f1_score(label, prediction, average="weighted", zero_division=0),
+    }
 
 
 def user_ids(users: object) -> set[str]:
@@ -164,11 +172,16 @@ def test_tables_include_baselines_and_every_model(result):
     mean_f1 = result.folds[result.folds["model"].isin(["lr", "dt"])].groupby("model")["f1"].mean()
     assert result.chosen == mean_f1.idxmax()
     lines = compare.verdict(result).splitlines()
-    assert lines[0].startswith(f"Chosen model: {mtable.MODEL_NAMES[result.chosen]} ({result.chosen}), mean CV "
-                               f"churn-class F1 {mean_f1[result.chosen]:.3f}")
+    assert lines[0].startswith(
+        f"Chosen model: {mtable.MODEL_NAMES[result.chosen]} ({result.chosen}), mean CV "
+        f"churn-class F1 {mean_f1[result.chosen]:.3f}"
+    )
     other = "dt" if result.chosen == "lr" else "lr"
     assert [line.split(" (")[0] for line in lines[1:4]] == [
-        f"vs runner-up {mtable.MODEL_NAMES[other]}", "vs baseline always majority", "vs baseline one-feature rule"]
+        f"vs runner-up {mtable.MODEL_NAMES[other]}",
+        "vs baseline always majority",
+        "vs baseline one-feature rule",
+    ]
 
 
 def test_test_metrics_come_from_held_out_users_only(result):
@@ -193,8 +206,12 @@ def test_held_out_users_do_not_move_tuning_or_cv(users, one_point_grids):
     scrambled = table.copy()
     for column in ("songs", "ads_per_song", "recency_days", "noise"):
         scrambled.loc[held_out, column] = rng.permutation(table[column].to_numpy())[: held_out.sum()]
-    runs = [compare.compare_models(users.sparkSession.createDataFrame(t), models=["lr", "dt"], seed=3,
-                                   model_backend="sklearn", **FAST) for t in (table, scrambled)]
+    runs = [
+        compare.compare_models(
+            users.sparkSession.createDataFrame(t), models=["lr", "dt"], seed=3, model_backend="sklearn", **FAST
+        )
+        for t in (table, scrambled)
+    ]
     assert runs[0].tuning == runs[1].tuning and runs[0].thresholds == runs[1].thresholds
     pd.testing.assert_frame_equal(runs[0].folds, runs[1].folds)
     # ...while the held-out scores do see the change (so the check above is not vacuous).
@@ -208,15 +225,20 @@ def test_saved_models_reload_and_reproduce_predictions(result, users, tmp_path):
     for name, model in result.models.items():
         if result.backend.name == "spark":
             loaded = PipelineModel.load(written[f"model_{name}"])
-            before, after = (m.transform(scoring).select("userId", vector_to_array("probability")[1].alias("p"),
-                                                         "prediction").toPandas() for m in (model, loaded))
+            before, after = (
+                m.transform(scoring)
+                .select("userId", vector_to_array("probability")[1].alias("p"), "prediction")
+                .toPandas()
+                for m in (model, loaded)
+            )
             # The saved model's prediction column is the at-risk flag at the tuned threshold.
             assert ((after["p"] > result.thresholds[name]).astype(float) == after["prediction"]).all()
         else:
             loaded = sklearn_backend.load_model(written[f"model_{name}"])
             X = sklearn_backend.model_input(scoring.toPandas(), result.spec)
-            before, after = (pd.DataFrame({"p": m.predict_proba(X)[:, 1], "prediction": m.predict(X)})
-                             for m in (model, loaded))
+            before, after = (
+                pd.DataFrame({"p": m.predict_proba(X)[:, 1], "prediction": m.predict(X)}) for m in (model, loaded)
+            )
             assert ((after["p"] >= result.thresholds[name]).astype(float) == after["prediction"]).all()
         pd.testing.assert_frame_equal(before, after)
         assert after["prediction"].nunique() == 2  # both flags occur, so the threshold check above has teeth
@@ -231,7 +253,12 @@ def test_saved_models_reload_and_reproduce_predictions(result, users, tmp_path):
     importance = pd.read_csv(paths.file(FEATURE_IMPORTANCE))
     assert set(importance["model"]) == {"lr", "dt"} and {"level=free", "level=paid"} <= set(importance["feature"])
     assert list(pd.read_csv(paths.file(PREDICTIONS)).columns) == [
-        "userId", "label", "probability", "prediction", "model"]
+        "userId",
+        "label",
+        "probability",
+        "prediction",
+        "model",
+    ]
 
 
 def test_scoring_ranks_flags_and_explains(result, spark):
@@ -252,8 +279,7 @@ def test_leaky_feature_is_caught_by_the_held_out_users(spark, one_point_grids, l
     y = table["churn"].to_numpy()
     held_out = splits.split_users(y, 0.2, seed=11)  # ids are sorted, so this is the comparison's split
     leak = y.astype(float) if leak_on == "everywhere" else np.where(held_out, rng.integers(0, 2, len(y)), y)
-    result = compare.compare_models(spark.createDataFrame(table.assign(leak=leak)), models=["dt"], seed=11,
-                               **FAST)
+    result = compare.compare_models(spark.createDataFrame(table.assign(leak=leak)), models=["dt"], seed=11, **FAST)
     test_auc = result.test.set_index("model").at["dt", "roc_auc"]
     if leak_on == "everywhere":
         assert test_auc > 0.95  # the pipeline does pick up a feature that carries the label
@@ -300,8 +326,9 @@ def test_csv_and_parquet_tables_load_alike(spark, tmp_path):
     frame = synthetic_users(30)
     frame.to_csv(tmp_path / "users.csv", index=False)
     spark.createDataFrame(frame).write.parquet(str(tmp_path / "users.parquet"))
-    specs = [mtable.feature_spec(mtable.load_table(spark, str(tmp_path / name)))
-             for name in ("users.csv", "users.parquet")]
+    specs = [
+        mtable.feature_spec(mtable.load_table(spark, str(tmp_path / name))) for name in ("users.csv", "users.parquet")
+    ]
     assert specs[0].columns == specs[1].columns == ["songs", "ads_per_song", "recency_days", "noise", "level"]
     with pytest.raises(mtable.ModelInputError, match="Run notebook 02_features first"):
         mtable.load_table(spark, str(tmp_path / "missing.parquet"))

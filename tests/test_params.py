@@ -22,7 +22,10 @@ DECLARED = {
 
 def test_overrides_are_typed_like_yaml():
     assert parse_overrides(["seed=7", "label_mode=horizon", "models=[lr, rf]", "x="]) == {
-        "seed": 7, "label_mode": "horizon", "models": ["lr", "rf"], "x": "",
+        "seed": 7,
+        "label_mode": "horizon",
+        "models": ["lr", "rf"],
+        "x": "",
     }
 
 
@@ -75,7 +78,9 @@ def test_params_file_errors(tmp_path):
 def _notebook(tmp_path, source, tags=("parameters",)):
     nb = {
         "cells": [{"cell_type": "code", "metadata": {"tags": list(tags)}, "source": source, "outputs": []}],
-        "metadata": {}, "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
     }
     path = tmp_path / "nb.ipynb"
     path.write_text(json.dumps(nb))

@@ -21,8 +21,11 @@ NOTEBOOKS = [paths.NOTEBOOKS_DIR / f"{name}.ipynb" for name in artifacts.STEPS]
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_is_stored_without_outputs(path):
     nb = json.loads(path.read_text())
-    dirty = [i for i, c in enumerate(nb["cells"])
-             if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+    dirty = [
+        i
+        for i, c in enumerate(nb["cells"])
+        if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))
+    ]
     assert not dirty, f"{path.name}: cells {dirty} carry outputs; strip them (executed copies live in outputs/)"
     assert nb["metadata"]["kernelspec"]["name"] == paths.KERNEL_NAME
 

@@ -229,10 +229,15 @@ def test_unchanged_rerun_reuses_every_step(project):
 @pytest.mark.parametrize("change", ["input", "upstream parameter", "code", "force"])
 def test_reuse_is_refused_when_something_upstream_changed(project, change):
     quiet(execute=FakeExecute())
-    kwargs, expected = {}, {
-        "input": "the input differs", "upstream parameter": "parameter seed of 01_eda is 7",
-        "code": "the code of 01_eda", "force": "--force",
-    }[change]
+    kwargs, expected = (
+        {},
+        {
+            "input": "the input differs",
+            "upstream parameter": "parameter seed of 01_eda is 7",
+            "code": "the code of 01_eda",
+            "force": "--force",
+        }[change],
+    )
     if change == "input":
         (project / "data" / "log.json").write_text('{"ts": 2}\n')
     elif change == "upstream parameter":
@@ -302,11 +307,18 @@ def test_link_tree_falls_back_to_a_symlink(tmp_path, monkeypatch):
 
 
 def test_code_fingerprint_follows_the_imports_of_each_step():
-    files = {str(p.relative_to(paths.PROJECT_ROOT)) for p in reuse.code_files(
-        ["from sparkify_utils.data.ingest import ingest_events"])}
+    files = {
+        str(p.relative_to(paths.PROJECT_ROOT))
+        for p in reuse.code_files(["from sparkify_utils.data.ingest import ingest_events"])
+    }
     # Directly and transitively imported modules (ingest -> read -> schema), and the packages' __init__.
-    assert {"sparkify_utils/data/ingest.py", "sparkify_utils/data/read.py", "sparkify_utils/data/schema.py",
-            "sparkify_utils/__init__.py", "sparkify_utils/data/__init__.py"} <= files
+    assert {
+        "sparkify_utils/data/ingest.py",
+        "sparkify_utils/data/read.py",
+        "sparkify_utils/data/schema.py",
+        "sparkify_utils/__init__.py",
+        "sparkify_utils/data/__init__.py",
+    } <= files
     assert "sparkify_utils/modeling/compare.py" not in files
     # A cell that is not plain Python (a magic) could import anything: then the whole package counts.
     every = reuse.code_files(["%time import x"])

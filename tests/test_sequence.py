@@ -129,14 +129,23 @@ def test_horizon_labels_through_the_models_with_datasets_outside_the_run(tmp_pat
     log = paths.data_dir() / "sparkify_horizon.json"
     generate_log(log, users=HORIZON_USERS, seed=7, force=True)
     spark_dir = tmp_path / "spark"
-    run_dir = run(CI, overrides=[f"input_path={log.name}", "label_mode=horizon", f"horizon_days={HORIZON_DAYS}",
-                                 f"spark_dir={spark_dir}"], echo=lambda _: None)
+    run_dir = run(
+        CI,
+        overrides=[
+            f"input_path={log.name}",
+            "label_mode=horizon",
+            f"horizon_days={HORIZON_DAYS}",
+            f"spark_dir={spark_dir}",
+        ],
+        echo=lambda _: None,
+    )
     manifest = manifest_of(run_dir)
     assert manifest["status"] == "ok" and manifest["spark_dir"] == str(spark_dir / run_dir.name)
     # Datasets live under spark_dir only; the driver's files in the run directory.
     for artifact in artifacts.expected():
-        home, elsewhere = ((spark_dir / run_dir.name, run_dir) if artifact.store == "spark"
-                           else (run_dir, spark_dir / run_dir.name))
+        home, elsewhere = (
+            (spark_dir / run_dir.name, run_dir) if artifact.store == "spark" else (run_dir, spark_dir / run_dir.name)
+        )
         assert (home / artifact.name).exists() and not (elsewhere / artifact.name).exists(), artifact.name
     features = pd.read_parquet(spark_dir / run_dir.name / artifacts.FEATURE_TABLE.name)
     churners = set(features.loc[features["churn"] == 1, "userId"])
@@ -184,12 +193,17 @@ def test_ctrl_c_during_the_first_notebook(spark):
     # A new session, like a terminal's job: SIGINT to its group is what Ctrl-C sends.
     proc = subprocess.Popen(
         [sys.executable, "-m", "sparkify_utils", "run", "--params", str(CI), "--force", spark],
-        env={**os.environ, "SPARKIFY_TEST_MARK": mark}, cwd=paths.PROJECT_ROOT, start_new_session=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "SPARKIFY_TEST_MARK": mark},
+        cwd=paths.PROJECT_ROOT,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
-        kernel = wait_for(lambda: [p for p in processes_marked(mark) if "ipykernel_launcher" in p], 300,
-                          "the first notebook's kernel")
+        kernel = wait_for(
+            lambda: [p for p in processes_marked(mark) if "ipykernel_launcher" in p], 300, "the first notebook's kernel"
+        )
         time.sleep(3)  # into the notebook's first cells
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=STOP_TIMEOUT)
@@ -199,8 +213,10 @@ def test_ctrl_c_during_the_first_notebook(spark):
     assert proc.returncode == 130, f"{out}\n{err}"
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     run_dir = Path(re.search(r"^Run \S+ -> (\S+)$", out, re.M).group(1))
-    assert err.strip().splitlines()[-1] == (f"sparkify run: interrupted during 01_eda; run {run_dir.name} is "
-                                            "recorded as interrupted, outputs/latest is unchanged")
+    assert err.strip().splitlines()[-1] == (
+        f"sparkify run: interrupted during 01_eda; run {run_dir.name} is "
+        "recorded as interrupted, outputs/latest is unchanged"
+    )
     manifest = manifest_of(run_dir)
     assert manifest["status"] == "interrupted"
     assert manifest["notebooks"]["01_eda"]["status"] == "interrupted"

@@ -23,8 +23,13 @@ _FILE, _ROW = "__file", "__row"
 
 def repeated_keys(classified: DataFrame) -> DataFrame:
     """The hashes of ``DUPLICATE_KEYS`` that more than one clean row has (one aggregation; usually few rows)."""
-    return (classified.filter(F.col("reason").isNull()).groupBy(KEY_HASH).count()
-            .filter(F.col("count") > 1).select(KEY_HASH, F.lit(True).alias(_REPEATED)))
+    return (
+        classified.filter(F.col("reason").isNull())
+        .groupBy(KEY_HASH)
+        .count()
+        .filter(F.col("count") > 1)
+        .select(KEY_HASH, F.lit(True).alias(_REPEATED))
+    )
 
 
 def mark_duplicates(classified: DataFrame, repeated: DataFrame, broadcast_limit: int = 2_000_000) -> DataFrame:
@@ -45,9 +50,7 @@ def mark_duplicates(classified: DataFrame, repeated: DataFrame, broadcast_limit:
     flagged = classified.join(lookup, on=KEY_HASH, how="left")
     candidate = clean & F.col(_REPEATED).isNotNull()
     window = Window.partitionBy(*DUPLICATE_KEYS).orderBy(F.xxhash64(*RAW_FIELDS))
-    copies = flagged.filter(candidate).withColumn(
-        "reason", F.when(F.row_number().over(window) > 1, F.lit("duplicate"))
-    )
+    copies = flagged.filter(candidate).withColumn("reason", F.when(F.row_number().over(window) > 1, F.lit("duplicate")))
     # coalesce() because a null _REPEATED would make ``~candidate`` null, which filter() drops.
     others = flagged.filter(~F.coalesce(candidate, F.lit(False)))
     return others.unionByName(copies).drop(_REPEATED)
@@ -65,8 +68,12 @@ def restorable() -> Column:
     def fits_int(name: str) -> Column:
         return F.col(name).isNull() | F.col(name).between(_INT_MIN, _INT_MAX)
 
-    restorable = (whole(ts) & fits_int("itemInSession") & fits_int("status")
-                  & F.when(anonymous(), registration.isNull()).otherwise(whole(registration)))
+    restorable = (
+        whole(ts)
+        & fits_int("itemInSession")
+        & fits_int("status")
+        & F.when(anonymous(), registration.isNull()).otherwise(whole(registration))
+    )
     return F.coalesce(restorable, F.lit(False))
 
 
@@ -108,7 +115,8 @@ def duplicates_from_events(
         .localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
     )
     counts = duplicates.agg(
-        F.count(F.lit(1)).alias("rows"), F.count(F.when(F.col("anonymous"), 1)).alias("anonymous"),
+        F.count(F.lit(1)).alias("rows"),
+        F.count(F.when(F.col("anonymous"), 1)).alias("anonymous"),
         F.min("raw").alias("example"),
     ).first()
     if counts["rows"] == 0:

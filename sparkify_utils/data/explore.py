@@ -29,8 +29,17 @@ from sparkify_utils.paths import RunPaths
 ALPHA = 0.05
 #: Columns of the per-user table (``per_user_table``) in order.
 PER_USER_COLUMNS = (
-    "userId", "churn", "level", "songs", "events", "sessions", "median_session_minutes", "active_days",
-    "churn_ts", "first_ts", "last_ts",
+    "userId",
+    "churn",
+    "level",
+    "songs",
+    "events",
+    "sessions",
+    "median_session_minutes",
+    "active_days",
+    "churn_ts",
+    "first_ts",
+    "last_ts",
 )
 
 
@@ -112,7 +121,8 @@ def level_contingency(profiles: DataFrame) -> pd.DataFrame:
     levels = sorted({"free", "paid"} | {level for level, _ in counts})
     table = pd.DataFrame(
         [[counts.get((level, churn), 0) for churn in (0, 1)] for level in levels],
-        index=pd.Index(levels, name="level"), columns=pd.Index([0, 1], name="churn"),
+        index=pd.Index(levels, name="level"),
+        columns=pd.Index([0, 1], name="churn"),
     )
     return table
 
@@ -123,8 +133,13 @@ def chi_square(table: pd.DataFrame) -> dict[str, Any]:
     A table with an empty row or column (e.g. no churners) has no test: statistic and p-value are None.
     """
     if (table.sum(axis=0) == 0).any() or (table.sum(axis=1) == 0).any():
-        return {"statistic": None, "p_value": None, "dof": None, "significant": None,
-                "note": "not computable: a level or churn group has no users"}
+        return {
+            "statistic": None,
+            "p_value": None,
+            "dof": None,
+            "significant": None,
+            "note": "not computable: a level or churn group has no users",
+        }
     result = chi2_contingency(table.to_numpy(), correction=True)
     return {
         "statistic": float(result.statistic),
@@ -172,9 +187,7 @@ def group_medians(profiles: DataFrame) -> pd.DataFrame:
     """Per churn group (index 0/1, a group without users is a row of NaN): users and the median of each
     per-user activity column."""
     numeric = ["songs", "events", "sessions", "median_session_minutes", "active_days"]
-    grouped = profiles.groupBy("churn").agg(
-        F.count(F.lit(1)).alias("users"), *[F.median(c).alias(c) for c in numeric]
-    )
+    grouped = profiles.groupBy("churn").agg(F.count(F.lit(1)).alias("users"), *[F.median(c).alias(c) for c in numeric])
     return grouped.toPandas().set_index("churn").reindex([0, 1])
 
 
@@ -182,12 +195,16 @@ def daily_activity(cube: DataFrame, users: DataFrame) -> pd.DataFrame:
     """Per UTC day: events (all, incl. logged-out), songs, active logged-in users, of them future or
     past churners, and cancellations (churn events)."""
     churn = users.select("userId", "churn")
-    daily = cube.join(churn, "userId", "left").groupBy("event_date").agg(
-        F.sum("events").alias("events"),
-        F.sum(SONG_PAGE).alias("songs"),
-        F.countDistinct(F.when(F.col("userId") != "", F.col("userId"))).alias("active_users"),
-        F.countDistinct(F.when(F.col("churn") == 1, F.col("userId"))).alias("active_churners"),
-        F.sum("Cancellation Confirmation").alias("cancellations"),
+    daily = (
+        cube.join(churn, "userId", "left")
+        .groupBy("event_date")
+        .agg(
+            F.sum("events").alias("events"),
+            F.sum(SONG_PAGE).alias("songs"),
+            F.countDistinct(F.when(F.col("userId") != "", F.col("userId"))).alias("active_users"),
+            F.countDistinct(F.when(F.col("churn") == 1, F.col("userId"))).alias("active_churners"),
+            F.sum("Cancellation Confirmation").alias("cancellations"),
+        )
     )
     return daily.orderBy("event_date").toPandas()
 
@@ -225,11 +242,16 @@ def eda_summary(
     quality: dict[str, Any],
 ) -> dict[str, Any]:
     """The headline numbers of the EDA (``eda_summary.json``), for the report and the dashboard."""
-    span = cube.agg(F.min("first_ts").alias("first"), F.max("last_ts").alias("last"),
-                    F.sum(SONG_PAGE).alias("songs"), F.countDistinct("event_date").alias("days")).first()
+    span = cube.agg(
+        F.min("first_ts").alias("first"),
+        F.max("last_ts").alias("last"),
+        F.sum(SONG_PAGE).alias("songs"),
+        F.countDistinct("event_date").alias("days"),
+    ).first()
     users, churners = int(counts["users"].sum()), int(counts.loc[counts["churn"] == 1, "users"].iloc[0])
-    by_group = {str(churn): {k: None if pd.isna(v) else float(v) for k, v in row.items()}
-                for churn, row in medians.iterrows()}
+    by_group = {
+        str(churn): {k: None if pd.isna(v) else float(v) for k, v in row.items()} for churn, row in medians.iterrows()
+    }
     return {
         "users": users,
         "churners": churners,

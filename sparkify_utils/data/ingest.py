@@ -73,7 +73,6 @@ class LoadResult:
     quality: dict[str, Any]
 
 
-
 def _epoch_ms(value: str, name: str) -> int:
     """An ISO date/time parameter (UTC unless it says otherwise) as epoch milliseconds."""
     try:
@@ -118,14 +117,18 @@ def classify_events(
 def _summarise(classified: DataFrame) -> dict[str, Any]:
     """One groupBy over the persisted rows: counts, present-column counts, users, an example per reason."""
     logged_out = anonymous()
-    rows = classified.groupBy("reason").agg(
-        F.count(F.lit(1)).alias("rows"),
-        *[F.count(c).alias(f"present_{c}") for c in REQUIRED_COLUMNS],
-        F.sum(logged_out.cast("long")).alias("anonymous"),
-        F.countDistinct(F.when(~logged_out, F.col("userId"))).alias("users"),
-        # min, not first: the same example whatever order the partitions arrive in.
-        F.min(F.when(F.col("reason").isNotNull(), raw_text())).alias("example"),
-    ).collect()
+    rows = (
+        classified.groupBy("reason")
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            *[F.count(c).alias(f"present_{c}") for c in REQUIRED_COLUMNS],
+            F.sum(logged_out.cast("long")).alias("anonymous"),
+            F.countDistinct(F.when(~logged_out, F.col("userId"))).alias("users"),
+            # min, not first: the same example whatever order the partitions arrive in.
+            F.min(F.when(F.col("reason").isNotNull(), raw_text())).alias("example"),
+        )
+        .collect()
+    )
     by_reason = {r["reason"]: r for r in rows}
     clean = by_reason.get(None)
     parsed = [r for r in rows if r["reason"] != "malformed_json"]
@@ -223,10 +226,7 @@ def _check_structure(summary: dict[str, Any], path: str, files: list[str]) -> No
 
 
 def _bad_rows_error(summary: dict[str, Any], path: str) -> DataLoadError:
-    parts = [
-        f"{reason} {n} (e.g. {summary['examples'][reason][:160]!r})"
-        for reason, n in summary["bad"].items() if n
-    ]
+    parts = [f"{reason} {n} (e.g. {summary['examples'][reason][:160]!r})" for reason, n in summary["bad"].items() if n]
     malformed = summary["examples"].get("malformed_json")
     types = wrong_types(malformed) if malformed else None
     explained = f" The malformed lines are JSON with a field of the wrong type: {types}." if types else ""
@@ -265,9 +265,7 @@ def ingest_events(
     observation = Observation()
     observed = classified.observe(observation, *_first_pass_metrics())
     with explained_read_failures(input_path, files):
-        observed.filter(F.col("reason").isNull()).select(*clean_columns()).write.mode("overwrite").parquet(
-            events_path
-        )
+        observed.filter(F.col("reason").isNull()).select(*clean_columns()).write.mode("overwrite").parquet(events_path)
     first = observation.get
     summary = _first_summary(first)
     persisted: list[DataFrame] = []
@@ -276,8 +274,9 @@ def ingest_events(
         # 2. Users and duplicate candidates from the columnar copy (a few columns of it).
         written = spark.read.schema(EVENTS_SCHEMA).parquet(events_path)
         users = written.agg(F.count_distinct(F.when(F.col("userId") != "", F.col("userId")))).first()[0]
-        candidates = repeated_keys(written.select(F.lit(None).cast("string").alias("reason"),
-                                                  key_hash().alias(KEY_HASH)))
+        candidates = repeated_keys(
+            written.select(F.lit(None).cast("string").alias("reason"), key_hash().alias(KEY_HASH))
+        )
         # 3. Only when needed: duplicates and the bad rows to set aside.
         final_events, set_aside, bad_rows_from_raw = None, [], True
         # Kept apart from the Parquet it comes from, which may be rewritten below.
@@ -350,8 +349,6 @@ def ingest_events(
     }
     paths.file(DATA_QUALITY).write_text(json.dumps(quality, indent=2))
     return LoadResult(events=read_clean_events(spark, paths), quality=quality)
-
-
 
 
 def quality_table(quality: dict[str, Any]) -> pd.DataFrame:

@@ -30,8 +30,11 @@ def label_users(events: DataFrame) -> DataFrame:
     users = (
         events.filter(F.col("userId") != "")
         .groupBy("userId")
-        .agg(churn_ts.alias("churn_ts"), F.min("ts").cast("long").alias("first_ts"),
-             F.max("ts").cast("long").alias("last_ts"))
+        .agg(
+            churn_ts.alias("churn_ts"),
+            F.min("ts").cast("long").alias("first_ts"),
+            F.max("ts").cast("long").alias("last_ts"),
+        )
     )
     return users.select(
         "userId", F.col("churn_ts").isNotNull().cast("int").alias("churn"), "churn_ts", "first_ts", "last_ts"

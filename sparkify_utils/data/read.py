@@ -75,10 +75,17 @@ READ_SCHEMA = StructType([*RAW_SCHEMA.fields, StructField(CORRUPT_COLUMN, String
 #: The clean-events contract (``events.parquet``); ``event_date`` is the UTC day of ``ts``.
 EVENTS_SCHEMA = StructType(
     [
-        StructField(name, {
-            "itemInSession": IntegerType(), "length": DoubleType(), "registration": LongType(),
-            "sessionId": LongType(), "status": IntegerType(), "ts": LongType(),
-        }.get(name, StringType()))
+        StructField(
+            name,
+            {
+                "itemInSession": IntegerType(),
+                "length": DoubleType(),
+                "registration": LongType(),
+                "sessionId": LongType(),
+                "status": IntegerType(),
+                "ts": LongType(),
+            }.get(name, StringType()),
+        )
         for name in RAW_FIELDS
     ]
     + [StructField("event_date", DateType())]
@@ -171,8 +178,10 @@ def _first_line(spark: SparkSession, path: str) -> str | None:
     if local is not None and os.path.isfile(local) and not local.endswith(_COMPRESSED):
         return _first_line_local(local)
     first = (
-        spark.read.text(path).filter(F.trim("value") != "")
-        .select(F.substring(F.ltrim("value"), 1, _SNIFF_CHARS).alias("v")).head()
+        spark.read.text(path)
+        .filter(F.trim("value") != "")
+        .select(F.substring(F.ltrim("value"), 1, _SNIFF_CHARS).alias("v"))
+        .head()
     )
     return None if first is None else first["v"]
 
@@ -254,8 +263,15 @@ def read_failure(exc: BaseException, path: str, files: Sequence[str] = ()) -> Da
     for local in _local_gzip_files(path, candidates):
         if problem := gzip_problem(local):
             return DataLoadError(f"{local} {problem}, so {path} cannot be read. {_GZIP_FIX}")
-    gzip_signs = ("Unexpected end of input stream", "not a gzip file", "incorrect header check",
-                  "invalid block type", "invalid distance", "Corrupt GZIP trailer", "ZLIB_INPUT_STREAM")
+    gzip_signs = (
+        "Unexpected end of input stream",
+        "not a gzip file",
+        "incorrect header check",
+        "invalid block type",
+        "invalid distance",
+        "Corrupt GZIP trailer",
+        "ZLIB_INPUT_STREAM",
+    )
     if named and named.group(1).endswith(".gz") and any(sign in message for sign in gzip_signs):
         return DataLoadError(
             f"{named.group(1)} is a truncated or corrupt gzip stream, so {path} cannot be read. {_GZIP_FIX}"

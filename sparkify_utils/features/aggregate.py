@@ -24,11 +24,12 @@ def _last(column: str) -> Column:
     return F.max(F.struct("ts", column))[column]
 
 
-
 def _feature_events(events: DataFrame, window: FeatureWindow) -> DataFrame:
     """Logged-in users' events strictly before the cutoff, without the cancellation pages."""
     require_columns(
-        events, EVENT_COLUMNS, "events",
+        events,
+        EVENT_COLUMNS,
+        "events",
         f"pass the clean events written by notebook {EDA} (read.read_clean_events).",
     )
     cond = (F.col("userId") != "") & ~F.col("page").isin(*CANCEL_PAGES) & (F.col("ts") < window.cutoff_ts)
@@ -98,10 +99,15 @@ def _song_aggregates(ev: DataFrame) -> DataFrame:
     in practice. Rows with a null artist or song do not count, as in COUNT(DISTINCT artist, song).
     """
     artist, song = F.col("artist"), F.col("song")
-    return ev.filter(F.col("page") == SONG_PAGE).groupBy("userId").agg(
-        F.size(F.collect_set(F.when(artist.isNotNull() & song.isNotNull(), F.xxhash64(artist, song))))
-        .alias("distinct_songs"),
-        F.size(F.collect_set(F.when(artist.isNotNull(), F.xxhash64(artist)))).alias("distinct_artists"),
+    return (
+        ev.filter(F.col("page") == SONG_PAGE)
+        .groupBy("userId")
+        .agg(
+            F.size(F.collect_set(F.when(artist.isNotNull() & song.isNotNull(), F.xxhash64(artist, song)))).alias(
+                "distinct_songs"
+            ),
+            F.size(F.collect_set(F.when(artist.isNotNull(), F.xxhash64(artist)))).alias("distinct_artists"),
+        )
     )
 
 

@@ -48,7 +48,6 @@ def _ratio(numerator: Column, denominator: Column) -> Column:
     return F.when(denominator > 0, numerator / denominator).otherwise(F.lit(0.0))
 
 
-
 def _os(user_agent: Column) -> Column:
     result = F.lit("Other")
     for pattern, name in reversed(OS_PATTERNS):
@@ -65,7 +64,6 @@ def _state(location: Column) -> Column:
 def _region(state: Column) -> Column:
     mapping = F.create_map(*[F.lit(x) for pair in STATE_REGION.items() for x in pair])
     return F.coalesce(mapping[state], F.when(state == UNKNOWN, UNKNOWN).otherwise(F.lit("Other")))
-
 
 
 def _derive(agg: DataFrame, window: FeatureWindow, lookback_days: int) -> DataFrame:
@@ -161,7 +159,6 @@ def build_scoring(
     return _scoring(aggregates(events, window), users, window, label_mode, lookback_days)
 
 
-
 def user_item_table(events: DataFrame, users: DataFrame) -> DataFrame:
     """The original project's whole-period per-user table (page counts without the cancellation pages).
 
@@ -171,15 +168,22 @@ def user_item_table(events: DataFrame, users: DataFrame) -> DataFrame:
 
 
 def _user_item(agg: DataFrame, users: DataFrame) -> DataFrame:
-    return users.select("userId", "churn").join(agg, "userId").select(
-        "userId", "churn", "gender",
-        F.when(F.col("paid_events") > 0, "paid").otherwise("free").alias("level_max"),
-        F.when(F.col("songs") > 0, F.col("song_seconds") / F.col("songs")).alias("song_length_avg"),
-        F.col("song_max").alias("song_length_max"),
-        F.col("song_min").alias("song_length_min"),
-        "distinct_songs", "sessions", *COUNTED_PAGES,
+    return (
+        users.select("userId", "churn")
+        .join(agg, "userId")
+        .select(
+            "userId",
+            "churn",
+            "gender",
+            F.when(F.col("paid_events") > 0, "paid").otherwise("free").alias("level_max"),
+            F.when(F.col("songs") > 0, F.col("song_seconds") / F.col("songs")).alias("song_length_avg"),
+            F.col("song_max").alias("song_length_max"),
+            F.col("song_min").alias("song_length_min"),
+            "distinct_songs",
+            "sessions",
+            *COUNTED_PAGES,
+        )
     )
-
 
 
 @dataclass(frozen=True)

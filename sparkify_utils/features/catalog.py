@@ -21,8 +21,18 @@ TREND_DAYS = (7, 14)
 
 #: Event columns the features read.
 EVENT_COLUMNS = (
-    "userId", "sessionId", "ts", "page", "song", "artist", "length", "level", "gender",
-    "location", "userAgent", "registration",
+    "userId",
+    "sessionId",
+    "ts",
+    "page",
+    "song",
+    "artist",
+    "length",
+    "level",
+    "gender",
+    "location",
+    "userAgent",
+    "registration",
 )
 #: Profile columns taken from the user's latest event before the cutoff.
 PROFILE_COLUMNS = ("level", "gender", "userAgent", "location")
@@ -49,13 +59,10 @@ STATE_REGION = {
     **dict.fromkeys(("CT", "ME", "MA", "NH", "RI", "VT", "NJ", "NY", "PA"), "Northeast"),
     **dict.fromkeys(("IL", "IN", "MI", "OH", "WI", "IA", "KS", "MN", "MO", "NE", "ND", "SD"), "Midwest"),
     **dict.fromkeys(
-        ("DE", "DC", "FL", "GA", "MD", "NC", "SC", "VA", "WV", "AL", "KY", "MS", "TN", "AR", "LA", "OK",
-         "TX"),
+        ("DE", "DC", "FL", "GA", "MD", "NC", "SC", "VA", "WV", "AL", "KY", "MS", "TN", "AR", "LA", "OK", "TX"),
         "South",
     ),
-    **dict.fromkeys(
-        ("AZ", "CO", "ID", "MT", "NV", "NM", "UT", "WY", "AK", "CA", "HI", "OR", "WA"), "West"
-    ),
+    **dict.fromkeys(("AZ", "CO", "ID", "MT", "NV", "NM", "UT", "WY", "AK", "CA", "HI", "OR", "WA"), "West"),
 }
 
 #: User-agent pattern -> operating system, tested in order (iOS agents also say "Mac OS X",
@@ -101,18 +108,24 @@ FEATURES: tuple[Feature, ...] = (
     Feature("paid_event_share", "numeric", "share of the user's events at the paid level"),
     Feature("upgrades", "numeric", "Submit Upgrade events (free -> paid)"),
     Feature("downgrades", "numeric", "Submit Downgrade events (paid -> free)"),
-    Feature("tenure_days", "numeric",
-            "days from registration to the cutoff (whole_period: to the log's end, common to all users)"),
+    Feature(
+        "tenure_days",
+        "numeric",
+        "days from registration to the cutoff (whole_period: to the log's end, common to all users)",
+    ),
     Feature("recency_days", "numeric", "days from the user's last event to the cutoff", horizon_only=True),
     *(
         feature
         for days in TREND_DAYS
         for feature in (
-            Feature(f"songs_last_{days}d", "numeric", f"songs in the {days} days before the cutoff",
-                    horizon_only=True),
-            Feature(f"trend_{days}d", "numeric",
-                    f"songs per day in the last {days} days / songs per day in the rest of the lookback "
-                    "window (each +1, so zero activity is defined; >1 = growing)", horizon_only=True),
+            Feature(f"songs_last_{days}d", "numeric", f"songs in the {days} days before the cutoff", horizon_only=True),
+            Feature(
+                f"trend_{days}d",
+                "numeric",
+                f"songs per day in the last {days} days / songs per day in the rest of the lookback "
+                "window (each +1, so zero activity is defined; >1 = growing)",
+                horizon_only=True,
+            ),
         )
     ),
     Feature("level", "categorical", "level (free/paid) at the user's last event before the cutoff"),
@@ -142,8 +155,7 @@ def feature_columns(label_mode: str = DEFAULT_LABEL_MODE, kinds: tuple[str, ...]
     """Names of the feature columns of ``label_mode`` (optionally only the given kinds), in order."""
     check_mode(label_mode)
     return [
-        f.name for f in FEATURES
-        if (label_mode == "horizon" or not f.horizon_only) and (not kinds or f.kind in kinds)
+        f.name for f in FEATURES if (label_mode == "horizon" or not f.horizon_only) and (not kinds or f.kind in kinds)
     ]
 
 

@@ -20,7 +20,6 @@ def class_balance(features: DataFrame) -> dict[str, float]:
     return {"users": users, "churners": churners, "churn_rate": churners / users if users else float("nan")}
 
 
-
 def leaky_time_features(users: DataFrame) -> pd.DataFrame:
     """Time features as the published projects measured them (to each user's last event): shown, never used.
 
@@ -29,7 +28,8 @@ def leaky_time_features(users: DataFrame) -> pd.DataFrame:
     """
     end = log_end_ts(users)
     return users.select(
-        "userId", "churn",
+        "userId",
+        "churn",
         ((F.lit(end) - F.col("last_ts")) / DAY_MS).alias("recency_at_log_end"),
         ((F.col("last_ts") - F.col("first_ts")) / DAY_MS).alias("observed_days"),
     ).toPandas()  # one row per user
@@ -52,8 +52,9 @@ def univariate_auc(table: pd.DataFrame, features: list[str], label: str = "churn
     return out.sort_values("separation", ascending=False, ignore_index=True)
 
 
-def shuffled_auc(table: pd.DataFrame, features: list[str], seed: int, repeats: int = 20,
-                 label: str = "churn") -> pd.Series:
+def shuffled_auc(
+    table: pd.DataFrame, features: list[str], seed: int, repeats: int = 20, label: str = "churn"
+) -> pd.Series:
     """Mean univariate AUC per feature over ``repeats`` random permutations of the label (~0.5 if sane)."""
     rng = np.random.default_rng(seed)
     runs = []

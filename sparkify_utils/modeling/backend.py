@@ -116,7 +116,10 @@ def choose_backend(model_backend: str, users: int, local_model_max_rows: int) ->
     if model_backend != "auto":
         return model_backend, f"model_backend={model_backend} was set explicitly"
     if users <= local_model_max_rows:
-        return "sklearn", (f"auto: {users} users <= local_model_max_rows={local_model_max_rows}, so the table is "
-                           "modelled in the driver's memory with scikit-learn")
-    return "spark", (f"auto: {users} users > local_model_max_rows={local_model_max_rows}, so the table is "
-                     "modelled with Spark ML")
+        return "sklearn", (
+            f"auto: {users} users <= local_model_max_rows={local_model_max_rows}, so the table is "
+            "modelled in the driver's memory with scikit-learn"
+        )
+    return "spark", (
+        f"auto: {users} users > local_model_max_rows={local_model_max_rows}, so the table is modelled with Spark ML"
+    )

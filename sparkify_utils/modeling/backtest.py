@@ -79,13 +79,17 @@ def plan_cutoffs(users: DataFrame, cutoffs: int, step_days: int, horizon_days: i
     """``(training cutoff, test cutoff)`` pairs, oldest first: test cutoffs ``step_days`` apart ending at the
     log's last day minus ``horizon_days``, each trained ``horizon_days`` earlier. Refuses cutoffs before the log."""
     if cutoffs < 1 or step_days < 1:
-        raise BacktestError(f"backtest_cutoffs={cutoffs} and backtest_step_days={step_days} must be at least 1 "
-                            "(backtest_cutoffs=0 skips the backtest).")
+        raise BacktestError(
+            f"backtest_cutoffs={cutoffs} and backtest_step_days={step_days} must be at least 1 "
+            "(backtest_cutoffs=0 skips the backtest)."
+        )
     end = log_end_ts(users)
     start = users.agg({"first_ts": "min"}).first()[0]
     latest = end - horizon_days * DAY_MS
-    pairs = [(latest - i * step_days * DAY_MS - horizon_days * DAY_MS, latest - i * step_days * DAY_MS)
-             for i in reversed(range(cutoffs))]
+    pairs = [
+        (latest - i * step_days * DAY_MS - horizon_days * DAY_MS, latest - i * step_days * DAY_MS)
+        for i in reversed(range(cutoffs))
+    ]
     earliest = pairs[0][0]
     if earliest <= start:
         span = (end - start) / DAY_MS
@@ -104,8 +108,9 @@ def _cancellations(lifetimes: pd.DataFrame, cutoff: dt.date, horizon_days: int) 
     return int(((churn_ts >= start) & (churn_ts < start + horizon_days * DAY_MS)).sum())
 
 
-def _cutoff_table(events: DataFrame, users: DataFrame, cutoff: dt.date, horizon_days: int,
-                  lookback_days: int) -> pd.DataFrame:
+def _cutoff_table(
+    events: DataFrame, users: DataFrame, cutoff: dt.date, horizon_days: int, lookback_days: int
+) -> pd.DataFrame:
     descriptive = feature_columns("horizon", kinds=("descriptive",))
     table = build_features(events, users, "horizon", cutoff.isoformat(), horizon_days, lookback_days)
     return table.drop(*descriptive).toPandas().sort_values("userId", key=lambda s: s.astype(str), kind="mergesort")
@@ -114,20 +119,30 @@ def _cutoff_table(events: DataFrame, users: DataFrame, cutoff: dt.date, horizon_
 def _roles(train_y: np.ndarray, test_users: int, seed: int) -> pd.DataFrame:
     """Threshold folds over the training cutoff's users, and the final split (fit on them, test the others)."""
     folds = stratified_folds(train_y, THRESHOLD_FOLDS, seed + 7)
-    roles = {f"__bt_tune{t}": np.r_[np.where(folds == t, "valid", "fit"), np.full(test_users, "")].astype(object)
-             for t in range(THRESHOLD_FOLDS)}
+    roles = {
+        f"__bt_tune{t}": np.r_[np.where(folds == t, "valid", "fit"), np.full(test_users, "")].astype(object)
+        for t in range(THRESHOLD_FOLDS)
+    }
     roles[_FINAL] = np.r_[np.full(len(train_y), "fit"), np.full(test_users, "test")].astype(object)
     return pd.DataFrame(roles)
 
 
-def _evaluate_pair(result: Comparison, train: pd.DataFrame, test: pd.DataFrame, spark: Any,
-                   seed: int) -> tuple[dict[str, Any], pd.DataFrame | None]:
+def _evaluate_pair(
+    result: Comparison, train: pd.DataFrame, test: pd.DataFrame, spark: Any, seed: int
+) -> tuple[dict[str, Any], pd.DataFrame | None]:
     """Fit the chosen model on ``train`` (threshold and calibrator on its out-of-fold predictions), score ``test``."""
-    counts = {"train_users": len(train), "train_churners": int(train["churn"].sum()), "test_users": len(test),
-              "test_churners": int(test["churn"].sum())}
+    counts = {
+        "train_users": len(train),
+        "train_churners": int(train["churn"].sum()),
+        "test_users": len(test),
+        "test_churners": int(test["churn"].sum()),
+    }
     if min(counts["train_churners"], counts["train_users"] - counts["train_churners"]) < 2 * THRESHOLD_FOLDS:
-        return {**counts, "status": f"skipped: {counts['train_churners']} churners among the training cutoff's "
-                                    f"users, fewer than {2 * THRESHOLD_FOLDS} to choose a threshold"}, None
+        return {
+            **counts,
+            "status": f"skipped: {counts['train_churners']} churners among the training cutoff's "
+            f"users, fewer than {2 * THRESHOLD_FOLDS} to choose a threshold",
+        }, None
     if counts["test_churners"] == 0 or counts["test_churners"] == counts["test_users"]:
         return {**counts, "status": "skipped: the test cutoff's users are all of one class"}, None
     combined = pd.concat([train.assign(__cut="train"), test.assign(__cut="test")], ignore_index=True)
@@ -153,12 +168,27 @@ def _evaluate_pair(result: Comparison, train: pd.DataFrame, test: pd.DataFrame, 
     calibrated = calibrator.transform(p)
     base_rate = counts["train_churners"] / counts["train_users"]
     metrics = classification_metrics(y, p, threshold)
-    row = {**counts, "status": "ok", "threshold": threshold, "calibration": calibrator.method,
-           "f1": metrics["f1"], "pr_auc": metrics["pr_auc"], "roc_auc": metrics["roc_auc"],
-           "lift_10": float(lift_table(y, p, (0.1,))["lift"].iloc[0]), "brier": brier(y, calibrated),
-           "brier_skill": brier_skill(y, calibrated, base_rate)}
-    scores = pd.DataFrame({"userId": combined["userId"].to_numpy()[final[ROW].to_numpy()], "label": y.astype(int),
-                           "score": p, "probability": calibrated, "predicted": (p >= threshold).astype(int)})
+    row = {
+        **counts,
+        "status": "ok",
+        "threshold": threshold,
+        "calibration": calibrator.method,
+        "f1": metrics["f1"],
+        "pr_auc": metrics["pr_auc"],
+        "roc_auc": metrics["roc_auc"],
+        "lift_10": float(lift_table(y, p, (0.1,))["lift"].iloc[0]),
+        "brier": brier(y, calibrated),
+        "brier_skill": brier_skill(y, calibrated, base_rate),
+    }
+    scores = pd.DataFrame(
+        {
+            "userId": combined["userId"].to_numpy()[final[ROW].to_numpy()],
+            "label": y.astype(int),
+            "score": p,
+            "probability": calibrated,
+            "predicted": (p >= threshold).astype(int),
+        }
+    )
     return row, scores
 
 
@@ -185,20 +215,38 @@ def _pooled(scores: pd.DataFrame, base_rate: float) -> dict[str, float]:
     y, p = scores["label"].to_numpy(float), scores["score"].to_numpy(float)
     predicted = scores["predicted"].to_numpy(float)
     tp, fp, fn = (float(np.sum((predicted == a) & (y == b))) for a, b in ((1, 1), (1, 0), (0, 1)))
-    return {"users": len(y), "churners": int(y.sum()),
-            "f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0,
-            "pr_auc": classification_metrics(y, p, 0.5)["pr_auc"],
-            "lift_10": float(lift_table(y, p, (0.1,))["lift"].iloc[0]),
-            "brier": brier(y, scores["probability"]), "brier_skill": brier_skill(y, scores["probability"], base_rate)}
+    return {
+        "users": len(y),
+        "churners": int(y.sum()),
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0,
+        "pr_auc": classification_metrics(y, p, 0.5)["pr_auc"],
+        "lift_10": float(lift_table(y, p, (0.1,))["lift"].iloc[0]),
+        "brier": brier(y, scores["probability"]),
+        "brier_skill": brier_skill(y, scores["probability"], base_rate),
+    }
 
 
-def run_backtest(result: Comparison, events: DataFrame, users: DataFrame, cutoffs: int = 3, step_days: int = 7,
-                 horizon_days: int = 14, lookback_days: int = 28, seed: int = 42,
-                 label_mode: str = "whole_period") -> Backtest:
+def run_backtest(
+    result: Comparison,
+    events: DataFrame,
+    users: DataFrame,
+    cutoffs: int = 3,
+    step_days: int = 7,
+    horizon_days: int = 14,
+    lookback_days: int = 28,
+    seed: int = 42,
+    label_mode: str = "whole_period",
+) -> Backtest:
     """The out-of-time backtest of ``result``'s chosen model (see the module docstring); ``label_mode`` is the
     run's, said next to the CV figure it produced. ``cutoffs=0`` skips it."""
-    parameters = {"backtest_cutoffs": cutoffs, "backtest_step_days": step_days, "horizon_days": horizon_days,
-                  "lookback_days": lookback_days, "model": result.chosen, "backend": result.backend.name}
+    parameters = {
+        "backtest_cutoffs": cutoffs,
+        "backtest_step_days": step_days,
+        "horizon_days": horizon_days,
+        "lookback_days": lookback_days,
+        "model": result.chosen,
+        "backend": result.backend.name,
+    }
     if cutoffs == 0:
         return skipped("The backtest is switched off (backtest_cutoffs=0).", parameters)
     pairs = plan_cutoffs(users, cutoffs, step_days, horizon_days)
@@ -212,34 +260,54 @@ def run_backtest(result: Comparison, events: DataFrame, users: DataFrame, cutoff
     rows, scores = [], []
     for train_cut, test_cut in pairs:
         if bound[train_cut] < 2 * THRESHOLD_FOLDS or bound[test_cut] == 0:
-            row, scored = {"train_churners": bound[train_cut], "test_churners": bound[test_cut],
-                           "status": f"skipped: at most {bound[train_cut]} cancellations in the training window "
-                                     f"and {bound[test_cut]} in the test window; at least {2 * THRESHOLD_FOLDS} and "
-                                     "1 are needed"}, None
+            row, scored = (
+                {
+                    "train_churners": bound[train_cut],
+                    "test_churners": bound[test_cut],
+                    "status": f"skipped: at most {bound[train_cut]} cancellations in the training window "
+                    f"and {bound[test_cut]} in the test window; at least {2 * THRESHOLD_FOLDS} and "
+                    "1 are needed",
+                },
+                None,
+            )
         else:
             for day in (train_cut, test_cut):
                 if day not in tables:
                     tables[day] = _cutoff_table(events, users, day, horizon_days, lookback_days)
             row, scored = _evaluate_pair(result, tables[train_cut], tables[test_cut], spark, seed)
         partial = (train_cut - log_start).days < lookback_days
-        rows.append({"test_cutoff": test_cut.isoformat(), "train_cutoff": train_cut.isoformat(), **row,
-                     "partial_lookback": partial})
+        rows.append(
+            {
+                "test_cutoff": test_cut.isoformat(),
+                "train_cutoff": train_cut.isoformat(),
+                **row,
+                "partial_lookback": partial,
+            }
+        )
         if scored is not None:
             scores.append(scored.assign(test_cutoff=test_cut.isoformat()))
     table = pd.DataFrame(rows)
     summary = cv_summary(result.folds).loc[result.chosen]
-    cv = {"label_mode": label_mode, **{f"{m}_{s}": float(summary[f"{m}_{s}"]) for m in ("f1", "pr_auc")
-                                       for s in ("mean", "sd")}}
+    cv = {
+        "label_mode": label_mode,
+        **{f"{m}_{s}": float(summary[f"{m}_{s}"]) for m in ("f1", "pr_auc") for s in ("mean", "sd")},
+    }
     ok = table[table["status"] == "ok"] if "status" in table else table.iloc[:0]
     if ok.empty:
-        note = ("No cutoff could be evaluated: " + "; ".join(f"{r.test_cutoff}: {r.status}" for r in table.itertuples())
-                + ". Use a longer or larger log (e.g. params/big.yaml).")
+        note = (
+            "No cutoff could be evaluated: "
+            + "; ".join(f"{r.test_cutoff}: {r.status}" for r in table.itertuples())
+            + ". Use a longer or larger log (e.g. params/big.yaml)."
+        )
         return Backtest(table, {}, cv, parameters, note, predictions=pd.DataFrame())
     pooled_scores = pd.concat(scores, ignore_index=True)
     base_rate = float(ok["train_churners"].sum() / ok["train_users"].sum())
-    overall = {**_pooled(pooled_scores, base_rate), "cutoffs": len(ok),
-               **{f"{m}_mean": float(ok[m].mean()) for m in BACKTEST_METRICS},
-               **{f"{m}_sd": float(ok[m].std(ddof=1)) if len(ok) > 1 else float("nan") for m in BACKTEST_METRICS}}
+    overall = {
+        **_pooled(pooled_scores, base_rate),
+        "cutoffs": len(ok),
+        **{f"{m}_mean": float(ok[m].mean()) for m in BACKTEST_METRICS},
+        **{f"{m}_sd": float(ok[m].std(ddof=1)) if len(ok) > 1 else float("nan") for m in BACKTEST_METRICS},
+    }
     return Backtest(table, overall, cv, parameters, _note(table, ok, overall, cv), predictions=pooled_scores)
 
 
@@ -252,20 +320,27 @@ def _note(table: pd.DataFrame, ok: pd.DataFrame, overall: dict[str, Any], cv: di
         f"the horizon), churn-class F1 is {overall['f1']:.3f} and PR-AUC {overall['pr_auc']:.3f}, against "
         f"{cv['f1_mean']:.3f} ± {cv['f1_sd']:.3f} and {cv['pr_auc_mean']:.3f} ± {cv['pr_auc_sd']:.3f} in the "
         f"random-split CV: a gap of {gap:+.3f} in F1, "
-        + ("within" if abs(gap) <= spread else "beyond") + " the fold-to-fold and cutoff-to-cutoff spread."
+        + ("within" if abs(gap) <= spread else "beyond")
+        + " the fold-to-fold and cutoff-to-cutoff spread."
     ]
     if cv["label_mode"] != "horizon":
-        lines.append(f"The CV figure is for {cv['label_mode']} labels (cancelled at any time), the backtest for "
-                     "horizon labels (cancels within the horizon): run with label_mode=horizon to compare like with "
-                     "like.")
+        lines.append(
+            f"The CV figure is for {cv['label_mode']} labels (cancelled at any time), the backtest for "
+            "horizon labels (cancels within the horizon): run with label_mode=horizon to compare like with "
+            "like."
+        )
     few = int(ok["test_churners"].min())
     lines.append(
         f"Each test cutoff holds {few}–{int(ok['test_churners'].max())} churners among "
         f"{int(ok['test_users'].min())}–{int(ok['test_users'].max())} users, so finding one churner more or less "
         f"moves that cutoff's recall by up to {1 / few:.0%}"
         + (f"; F1 varies by sd {overall['f1_sd']:.3f} between cutoffs." if np.isfinite(overall["f1_sd"]) else ".")
-        + (" With fewer than about 30 churners per window these numbers are noisy: read them as a range, and use a "
-           "larger log (params/big.yaml) for stable backtests." if few < 30 else "")
+        + (
+            " With fewer than about 30 churners per window these numbers are noisy: read them as a range, and use a "
+            "larger log (params/big.yaml) for stable backtests."
+            if few < 30
+            else ""
+        )
     )
     if table["partial_lookback"].any():
         lines.append("Training cutoffs less than lookback_days after the log's start see a shortened lookback.")
@@ -279,39 +354,70 @@ def comparison_table(backtest: Backtest) -> pd.DataFrame:
     """Per test cutoff, pooled, and the random-split CV figure, side by side (F1, PR-AUC, lift at 10 %, Brier)."""
     rows = backtest.rows.assign(row=lambda t: "cutoff " + t["test_cutoff"])
     ok = rows[rows["status"] == "ok"] if "status" in rows else rows.iloc[:0]
-    table = ok.reindex(columns=["row", "train_users", "train_churners", "test_users", "test_churners",
-                                *BACKTEST_METRICS])
+    table = ok.reindex(
+        columns=["row", "train_users", "train_churners", "test_users", "test_churners", *BACKTEST_METRICS]
+    )
     extra = []
     if backtest.overall:
         o = backtest.overall
-        extra.append({"row": f"pooled ({o['cutoffs']} cutoffs)", "test_users": o["users"],
-                      "test_churners": o["churners"], **{m: o[m] for m in BACKTEST_METRICS}})
+        extra.append(
+            {
+                "row": f"pooled ({o['cutoffs']} cutoffs)",
+                "test_users": o["users"],
+                "test_churners": o["churners"],
+                **{m: o[m] for m in BACKTEST_METRICS},
+            }
+        )
     if backtest.cross_validation:
         cv = backtest.cross_validation
-        extra.append({"row": f"random-split CV ({cv['label_mode']} labels)", "f1": cv["f1_mean"],
-                      "pr_auc": cv["pr_auc_mean"]})
+        extra.append(
+            {"row": f"random-split CV ({cv['label_mode']} labels)", "f1": cv["f1_mean"], "pr_auc": cv["pr_auc_mean"]}
+        )
     return pd.concat([table, pd.DataFrame(extra)], ignore_index=True).set_index("row")
 
 
 def backtest_document(backtest: Backtest) -> dict[str, Any]:
     """The content of ``backtest.json``."""
-    return {"parameters": backtest.parameters, "skipped": backtest.skipped, "note": backtest.note,
-            "cutoffs": backtest.rows.replace([np.inf, -np.inf], np.nan).to_dict("records"),
-            "overall": backtest.overall, "cross_validation": backtest.cross_validation}
+    return {
+        "parameters": backtest.parameters,
+        "skipped": backtest.skipped,
+        "note": backtest.note,
+        "cutoffs": backtest.rows.replace([np.inf, -np.inf], np.nan).to_dict("records"),
+        "overall": backtest.overall,
+        "cross_validation": backtest.cross_validation,
+    }
 
 
-def backtest_run(result: Comparison, spark: Any, paths: RunPaths, features_path: str = "", cutoffs: int = 3,
-                 step_days: int = 7, seed: int = 42) -> Backtest:
+def backtest_run(
+    result: Comparison,
+    spark: Any,
+    paths: RunPaths,
+    features_path: str = "",
+    cutoffs: int = 3,
+    step_days: int = 7,
+    seed: int = 42,
+) -> Backtest:
     """The backtest of a run's comparison, with the horizon and lookback its features were built with
     (``features_summary.json``), or the reason it is skipped (a user's own table has no timestamps)."""
     if features_path:
-        return skipped(f"The backtest is skipped: the per-user table {features_path!r} is a table of your own, without "
-                       "the events it came from, and a backtest rebuilds the features as of each cutoff from them.")
+        return skipped(
+            f"The backtest is skipped: the per-user table {features_path!r} is a table of your own, without "
+            "the events it came from, and a backtest rebuilds the features as of each cutoff from them."
+        )
     if cutoffs == 0:
         return skipped("The backtest is switched off (backtest_cutoffs=0).")
     summary_file = paths.file(FEATURES_SUMMARY)
     if not summary_file.is_file():
         return skipped(f"The backtest is skipped: this run has no {FEATURES_SUMMARY.name} (notebook {FEATURES}).")
     summary = json.loads(summary_file.read_text())
-    return run_backtest(result, read_clean_events(spark, paths), read_users(spark, paths), cutoffs, step_days,
-                        int(summary["horizon_days"]), int(summary["lookback_days"]), seed, summary["label_mode"])
+    return run_backtest(
+        result,
+        read_clean_events(spark, paths),
+        read_users(spark, paths),
+        cutoffs,
+        step_days,
+        int(summary["horizon_days"]),
+        int(summary["lookback_days"]),
+        seed,
+        summary["label_mode"],
+    )

@@ -34,8 +34,12 @@ def fit_rule(table: pd.DataFrame, spec: FeatureSpec, baseline_feature: str = "so
     candidates = [*spec.numeric, *spec.boolean]
     if baseline_feature in candidates:
         values = table[baseline_feature].to_numpy(float)
-        return RuleBaseline(baseline_feature, -1, _filled(values),
-                            f"fewer {baseline_feature} -> churn (threshold chosen on training users)")
+        return RuleBaseline(
+            baseline_feature,
+            -1,
+            _filled(values),
+            f"fewer {baseline_feature} -> churn (threshold chosen on training users)",
+        )
     aucs = {c: roc_auc(y, _filled(table[c].to_numpy(float))) for c in candidates}
     aucs = {c: a for c, a in aucs.items() if not math.isnan(a)}
     if not aucs:
@@ -47,7 +51,9 @@ def fit_rule(table: pd.DataFrame, spec: FeatureSpec, baseline_feature: str = "so
     direction = 1 if aucs[best] >= 0.5 else -1
     more = "more" if direction > 0 else "fewer"
     return RuleBaseline(
-        best, direction, _filled(table[best].to_numpy(float)),
+        best,
+        direction,
+        _filled(table[best].to_numpy(float)),
         f"{baseline_feature!r} is not a numeric column, so the rule uses {best!r} ({more} -> churn), the feature "
         f"with the best univariate ROC-AUC on training users ({aucs[best]:.2f})",
     )
@@ -58,13 +64,16 @@ def _filled(values: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(values), median, values)
 
 
-def baseline_scores(table: pd.DataFrame, train: np.ndarray, evaluate: np.ndarray, spec: FeatureSpec,
-                     chosen_rule: RuleBaseline) -> dict[str, tuple[np.ndarray, float]]:
+def baseline_scores(
+    table: pd.DataFrame, train: np.ndarray, evaluate: np.ndarray, spec: FeatureSpec, chosen_rule: RuleBaseline
+) -> dict[str, tuple[np.ndarray, float]]:
     """Scores on ``evaluate`` rows and thresholds of both baselines, fit on ``train`` rows only."""
     y = table[spec.label_col].to_numpy(float)
     prevalence = float(y[train].mean())
     values = table[chosen_rule.feature].to_numpy(float)
     rule = RuleBaseline(chosen_rule.feature, chosen_rule.direction, _filled(values[train]), chosen_rule.note)
     threshold = best_f1_threshold(y[train], rule.score(values[train]))
-    return {"majority": (np.full(int(evaluate.sum()), prevalence), 0.5),
-            "rule": (rule.score(values[evaluate]), threshold)}
+    return {
+        "majority": (np.full(int(evaluate.sum()), prevalence), 0.5),
+        "rule": (rule.score(values[evaluate]), threshold),
+    }

@@ -20,6 +20,7 @@ Class imbalance is handled with instance weights computed from each fit's own tr
 Hyper-parameters are tuned once on all training users (not nested inside the comparison folds), so the
 CV table can flatter the tuned models slightly; the held-out numbers carry no such bias.
 """
+
 from __future__ import annotations
 
 import time
@@ -115,8 +116,11 @@ def compare_models(
     y = table[label_col].to_numpy(float)
     roles, groups = user_roles(y, test_fraction, cv_folds, cv_repeats, tuning_folds, seed)
     backend_name, backend_reason = choose_backend(model_backend, len(table), local_model_max_rows)
-    backend: Backend = (SklearnBackend(table, roles, spec, seed, parallelism) if backend_name == "sklearn"
-                        else SparkBackend(features, table, roles, spec, seed, parallelism))
+    backend: Backend = (
+        SklearnBackend(table, roles, spec, seed, parallelism)
+        if backend_name == "sklearn"
+        else SparkBackend(features, table, roles, spec, seed, parallelism)
+    )
     timings: dict[str, float] = {}
     try:
         start = time.perf_counter()
@@ -152,16 +156,31 @@ def compare_models(
     feature_names = backend.feature_names(fitted_models[models[0]])
     return Comparison(
         spec=spec,
-        parameters={"id_col": id_col, "label_col": label_col, "models": list(models), "seed": seed,
-                    "test_fraction": test_fraction, "cv_folds": cv_folds, "cv_repeats": cv_repeats,
-                    "tuning_folds": tuning_folds, "parallelism": parallelism, "baseline_feature": baseline_feature,
-                    "model_backend": model_backend, "local_model_max_rows": local_model_max_rows},
-        split={"users": len(y), "churners": int(y.sum()), "train_users": int(train_mask.sum()),
-               "train_churners": int(y[train_mask].sum()), "test_users": int(test_mask.sum()),
-               "test_churners": int(y[test_mask].sum()),
-               "cv_fit_users": int((roles[groups["cv"][0]] == "fit").sum()),
-               "cv_valid_users": int((roles[groups["cv"][0]] == "valid").sum()),
-               "cv_test_users": int((roles[groups["cv"][0]] == "test").sum())},
+        parameters={
+            "id_col": id_col,
+            "label_col": label_col,
+            "models": list(models),
+            "seed": seed,
+            "test_fraction": test_fraction,
+            "cv_folds": cv_folds,
+            "cv_repeats": cv_repeats,
+            "tuning_folds": tuning_folds,
+            "parallelism": parallelism,
+            "baseline_feature": baseline_feature,
+            "model_backend": model_backend,
+            "local_model_max_rows": local_model_max_rows,
+        },
+        split={
+            "users": len(y),
+            "churners": int(y.sum()),
+            "train_users": int(train_mask.sum()),
+            "train_churners": int(y[train_mask].sum()),
+            "test_users": int(test_mask.sum()),
+            "test_churners": int(y[test_mask].sum()),
+            "cv_fit_users": int((roles[groups["cv"][0]] == "fit").sum()),
+            "cv_valid_users": int((roles[groups["cv"][0]] == "valid").sum()),
+            "cv_test_users": int((roles[groups["cv"][0]] == "test").sum()),
+        },
         folds=folds,
         test=pd.DataFrame(test_rows),
         predictions=pd.concat(predictions, ignore_index=True),
@@ -183,8 +202,9 @@ def compare_models(
 
 def choose_model(folds: pd.DataFrame, models: Sequence[str]) -> str:
     """The model (never a baseline) with the highest mean CV churn-class F1; ties go to the higher PR-AUC."""
-    ranked = cv_summary(folds).loc[list(models)].sort_values(["f1_mean", "pr_auc_mean"], ascending=False,
-                                                             kind="mergesort")
+    ranked = (
+        cv_summary(folds).loc[list(models)].sort_values(["f1_mean", "pr_auc_mean"], ascending=False, kind="mergesort")
+    )
     return str(ranked.index[0])
 
 
@@ -196,8 +216,13 @@ def _tune(backend: Backend, splits: list[str], models: list[str]) -> dict[str, d
     for name in models:
         scores = []
         for params in backend.grid(name):
-            oof = pd.concat([f.predictions[f.predictions[ROLE] == "valid"] for f in fitted
-                             if f.model == name and f.params == params])
+            oof = pd.concat(
+                [
+                    f.predictions[f.predictions[ROLE] == "valid"]
+                    for f in fitted
+                    if f.model == name and f.params == params
+                ]
+            )
             threshold = best_f1_threshold(oof[LABEL], oof["probability"])
             metrics = classification_metrics(oof[LABEL], oof["probability"], threshold)
             scores.append({"params": params, "threshold": threshold, "pr_auc": metrics["pr_auc"], "f1": metrics["f1"]})
@@ -208,14 +233,26 @@ def _tune(backend: Backend, splits: list[str], models: list[str]) -> dict[str, d
 
 def _metric_row(model: str, y: object, score: object, threshold: float) -> dict[str, Any]:
     y_arr, s_arr = np.asarray(y, float), np.asarray(score, float)
-    return {"model": model, "threshold": threshold, **classification_metrics(y_arr, s_arr, threshold),
-            **confusion_counts(y_arr, (s_arr >= threshold).astype(float)), "users": len(y_arr)}
+    return {
+        "model": model,
+        "threshold": threshold,
+        **classification_metrics(y_arr, s_arr, threshold),
+        **confusion_counts(y_arr, (s_arr >= threshold).astype(float)),
+        "users": len(y_arr),
+    }
 
 
 def _prediction_frame(ids: object, y: object, score: object, threshold: float, model: str) -> pd.DataFrame:
     score = np.asarray(score, float)
-    return pd.DataFrame({"userId": ids, "label": np.asarray(y, int), "probability": score,
-                         "prediction": (score >= threshold).astype(int), "model": model})
+    return pd.DataFrame(
+        {
+            "userId": ids,
+            "label": np.asarray(y, int),
+            "probability": score,
+            "prediction": (score >= threshold).astype(int),
+            "model": model,
+        }
+    )
 
 
 def _out_of_fold(fitted: list[Fitted], splits: list[str], ids: np.ndarray) -> pd.DataFrame:
@@ -224,13 +261,27 @@ def _out_of_fold(fitted: list[Fitted], splits: list[str], ids: np.ndarray) -> pd
     for fit in fitted:
         if fit.split in splits:
             test = fit.predictions[fit.predictions[ROLE] == "test"]
-            frames.append(pd.DataFrame({"userId": ids[test[ROW].to_numpy()], "label": test[LABEL].astype(int),
-                                        "probability": test["probability"].astype(float), "model": fit.model}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "userId": ids[test[ROW].to_numpy()],
+                        "label": test[LABEL].astype(int),
+                        "probability": test["probability"].astype(float),
+                        "model": fit.model,
+                    }
+                )
+            )
     return pd.concat(frames, ignore_index=True).sort_values(["model", "userId"], kind="mergesort", ignore_index=True)
 
 
-def _cv_rows(fitted: list[Fitted], table: pd.DataFrame, roles: pd.DataFrame, splits: list[str],
-             spec: FeatureSpec, rule: RuleBaseline) -> pd.DataFrame:
+def _cv_rows(
+    fitted: list[Fitted],
+    table: pd.DataFrame,
+    roles: pd.DataFrame,
+    splits: list[str],
+    spec: FeatureSpec,
+    rule: RuleBaseline,
+) -> pd.DataFrame:
     """Per-fold metrics of every model (threshold from the fold's validation part) and baseline."""
     rows = []
     for fit in fitted:
@@ -259,9 +310,16 @@ def cv_summary(folds: pd.DataFrame) -> pd.DataFrame:
 
 def format_summary(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """The CV summary as 'mean ± sd' strings, one column per metric."""
-    return pd.DataFrame({m: [f"{a:.{digits}f} ± {b:.{digits}f}" for a, b in
-                             zip(summary[f"{m}_mean"], summary[f"{m}_sd"], strict=True)]
-                         for m in METRICS}, index=summary.index)
+    return pd.DataFrame(
+        {
+            m: [
+                f"{a:.{digits}f} ± {b:.{digits}f}"
+                for a, b in zip(summary[f"{m}_mean"], summary[f"{m}_sd"], strict=True)
+            ]
+            for m in METRICS
+        },
+        index=summary.index,
+    )
 
 
 def verdict(result: Comparison) -> str:
@@ -272,9 +330,11 @@ def verdict(result: Comparison) -> str:
     per_fold = result.folds.pivot_table(index="split", columns="model", values="f1")
     summary = cv_summary(result.folds)
     win = result.chosen
-    lines = [f"Chosen model: {MODEL_NAMES[win]} ({win}), mean CV churn-class F1 "
-             f"{summary.at[win, 'f1_mean']:.3f} ± {summary.at[win, 'f1_sd']:.3f}, PR-AUC "
-             f"{summary.at[win, 'pr_auc_mean']:.3f} ± {summary.at[win, 'pr_auc_sd']:.3f}."]
+    lines = [
+        f"Chosen model: {MODEL_NAMES[win]} ({win}), mean CV churn-class F1 "
+        f"{summary.at[win, 'f1_mean']:.3f} ± {summary.at[win, 'f1_sd']:.3f}, PR-AUC "
+        f"{summary.at[win, 'pr_auc_mean']:.3f} ± {summary.at[win, 'pr_auc_sd']:.3f}."
+    ]
     others = [m for m in summary.index if m != win]
     ranked_models = [m for m in summary.sort_values("f1_mean", ascending=False).index if m in MODEL_NAMES and m != win]
     compare_to = ranked_models[:1] + [m for m in others if m in BASELINE_NAMES]
@@ -290,11 +350,12 @@ def verdict(result: Comparison) -> str:
             + ("larger than the spread (a clear win)." if clear else "within the spread (not a clear win).")
         )
     test = result.test.set_index("model")
-    lines.append(f"Held-out test ({result.split['test_users']} users, {result.split['test_churners']} churners): "
-                 f"F1 {test.at[win, 'f1']:.3f}, PR-AUC {test.at[win, 'pr_auc']:.3f}, ROC-AUC "
-                 f"{test.at[win, 'roc_auc']:.3f} at threshold {test.at[win, 'threshold']:.3f}.")
+    lines.append(
+        f"Held-out test ({result.split['test_users']} users, {result.split['test_churners']} churners): "
+        f"F1 {test.at[win, 'f1']:.3f}, PR-AUC {test.at[win, 'pr_auc']:.3f}, ROC-AUC "
+        f"{test.at[win, 'roc_auc']:.3f} at threshold {test.at[win, 'threshold']:.3f}."
+    )
     return "\n".join(lines)
-
 
 
 def _importance(backend: Backend, fitted: dict[str, Any], names: list[str]) -> pd.DataFrame:
@@ -302,8 +363,9 @@ def _importance(backend: Backend, fitted: dict[str, Any], names: list[str]) -> p
     frames = []
     for name, model in fitted.items():
         importance, coef = backend.importance(name, model)
-        frame = pd.DataFrame({"feature": names, "importance": importance,
-                              "coefficient": np.nan if coef is None else coef})
+        frame = pd.DataFrame(
+            {"feature": names, "importance": importance, "coefficient": np.nan if coef is None else coef}
+        )
         frame = frame.sort_values("importance", ascending=False, kind="mergesort")
         frames.append(frame.assign(model=name, rank=np.arange(1, len(frame) + 1)))
     return pd.concat(frames, ignore_index=True)[["model", "feature", "importance", "coefficient", "rank"]]

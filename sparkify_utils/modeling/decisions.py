@@ -104,9 +104,11 @@ def load_lifetimes(paths: RunPaths, features_path: str = "") -> tuple[pd.DataFra
     """The run's users table (first event, cancellation, last event per user) for the time-to-churn analysis,
     or None and the sentence saying why there is none (a user's own ``features_path`` table has no timestamps)."""
     if features_path:
-        return None, (f"Time to churn is skipped: the per-user table {features_path!r} is a table of your own, "
-                      "without each user's first event and cancellation time, which survival analysis needs. "
-                      "Calibration, lift, economics and reasons work on it all the same.")
+        return None, (
+            f"Time to churn is skipped: the per-user table {features_path!r} is a table of your own, "
+            "without each user's first event and cancellation time, which survival analysis needs. "
+            "Calibration, lift, economics and reasons work on it all the same."
+        )
     file = paths.file(USER_LIFETIMES)
     if not file.is_file():
         return None, (f"Time to churn is skipped: this run has no {USER_LIFETIMES.name} (written by notebook {EDA}).")
@@ -139,8 +141,9 @@ def _held_out(result: Comparison, model: str) -> pd.DataFrame:
     return result.predictions[result.predictions["model"] == model]
 
 
-def calibration_table(result: Comparison, calibrators: dict[str, Calibrator],
-                      base_rate: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+def calibration_table(
+    result: Comparison, calibrators: dict[str, Calibrator], base_rate: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per model on the held-out users: Brier and skill raw and calibrated; and the reliability curves
     (``model``, ``scale`` raw/calibrated, ``predicted``, ``observed``, ``users``)."""
     rows, curves = [], []
@@ -148,10 +151,18 @@ def calibration_table(result: Comparison, calibrators: dict[str, Calibrator],
         held = _held_out(result, model)
         y, raw = held["label"].to_numpy(float), held["probability"].to_numpy(float)
         calibrated = calibrator.transform(raw)
-        rows.append({"model": model, "label": MODEL_NAMES[model], "method": calibrator.method, "users": len(y),
-                     "brier_raw": brier(y, raw), "brier_calibrated": brier(y, calibrated),
-                     "skill_raw": brier_skill(y, raw, base_rate),
-                     "skill_calibrated": brier_skill(y, calibrated, base_rate)})
+        rows.append(
+            {
+                "model": model,
+                "label": MODEL_NAMES[model],
+                "method": calibrator.method,
+                "users": len(y),
+                "brier_raw": brier(y, raw),
+                "brier_calibrated": brier(y, calibrated),
+                "skill_raw": brier_skill(y, raw, base_rate),
+                "skill_calibrated": brier_skill(y, calibrated, base_rate),
+            }
+        )
         for scale, p in (("raw", raw), ("calibrated", calibrated)):
             curves.append(reliability_curve(y, p, _bins(len(y))).assign(model=model, scale=scale))
     return pd.DataFrame(rows), pd.concat(curves, ignore_index=True)
@@ -177,8 +188,9 @@ def honest_scores(result: Comparison, calibrator: Calibrator) -> pd.DataFrame:
     return both.assign(probability=calibrator.transform(both["probability"]))
 
 
-def survival_analysis(result: Comparison, lifetimes: pd.DataFrame, calibrator: Calibrator,
-                      threshold: float) -> SurvivalResult:
+def survival_analysis(
+    result: Comparison, lifetimes: pd.DataFrame, calibrator: Calibrator, threshold: float
+) -> SurvivalResult:
     """Kaplan-Meier by level and by predicted risk (flagged at ``threshold`` or not, from :func:`honest_scores`)
     with log-rank tests, and a Cox model on the numeric features, fit on training users, judged on held-out users.
 
@@ -211,19 +223,34 @@ def survival_analysis(result: Comparison, lifetimes: pd.DataFrame, calibrator: C
     train = ~ids.isin(set(_held_out(result, result.chosen)["userId"])).to_numpy()
     cox = fit_cox(frame, covariates, train)
     left_out = [c for c in (*spec.numeric, *spec.boolean) if c not in covariates]
-    note = (f"{len(ids)} users, {int(event.sum())} cancellations observed; durations from each user's first event "
-            "to the cancellation or the log's end (censored). High predicted risk: the chosen model's calibrated "
-            f"probability (out-of-fold for training users, held-out for test users) at or above {threshold:.3f}. "
-            f"Cox model on {len(cox.covariates)} standardised features, fit on {int(train.sum())} training users, "
-            f"concordance on {cox.test_users} held-out users"
-            + (f"; left out as measures of the duration itself: {', '.join(left_out)}." if left_out else "."))
-    return SurvivalResult(pd.concat(curves, ignore_index=True).fillna({"segment": "all"}), tests,
-                          cox.hazard_ratios, cox.concordance_train, cox.concordance_test, cox.covariates,
-                          len(ids), int(event.sum()), note)
+    note = (
+        f"{len(ids)} users, {int(event.sum())} cancellations observed; durations from each user's first event "
+        "to the cancellation or the log's end (censored). High predicted risk: the chosen model's calibrated "
+        f"probability (out-of-fold for training users, held-out for test users) at or above {threshold:.3f}. "
+        f"Cox model on {len(cox.covariates)} standardised features, fit on {int(train.sum())} training users, "
+        f"concordance on {cox.test_users} held-out users"
+        + (f"; left out as measures of the duration itself: {', '.join(left_out)}." if left_out else ".")
+    )
+    return SurvivalResult(
+        pd.concat(curves, ignore_index=True).fillna({"segment": "all"}),
+        tests,
+        cox.hazard_ratios,
+        cox.concordance_train,
+        cox.concordance_test,
+        cox.covariates,
+        len(ids),
+        int(event.sum()),
+        note,
+    )
 
 
-def evaluate(result: Comparison, econ: Economics, lifetimes: pd.DataFrame | None = None, seed: int = 42,
-             no_survival_reason: str = "") -> Decisions:
+def evaluate(
+    result: Comparison,
+    econ: Economics,
+    lifetimes: pd.DataFrame | None = None,
+    seed: int = 42,
+    no_survival_reason: str = "",
+) -> Decisions:
     """The decision evaluation of ``result`` (see the module docstring); survival only with ``lifetimes``
     (the run's users table), otherwise ``no_survival_reason`` says why it is skipped."""
     base_rate = result.split["train_churners"] / result.split["train_users"]
@@ -232,12 +259,18 @@ def evaluate(result: Comparison, econ: Economics, lifetimes: pd.DataFrame | None
     lift, gains = lift_and_gains(result)
     calibrator = calibrators[result.chosen]
     held = _held_out(result, result.chosen)
-    held = pd.DataFrame({"userId": held["userId"].to_numpy(), "label": held["label"].to_numpy(int),
-                         "score": held["probability"].to_numpy(float),
-                         "probability": calibrator.transform(held["probability"])})
+    held = pd.DataFrame(
+        {
+            "userId": held["userId"].to_numpy(),
+            "label": held["label"].to_numpy(int),
+            "score": held["probability"].to_numpy(float),
+            "probability": calibrator.transform(held["probability"]),
+        }
+    )
     # Riskiest first; calibration can tie users (isotonic steps), the raw score orders them within a tie.
-    held = held.sort_values(["probability", "score", "userId"], ascending=[False, False, True], kind="mergesort",
-                            ignore_index=True)
+    held = held.sort_values(
+        ["probability", "score", "userId"], ascending=[False, False, True], kind="mergesort", ignore_index=True
+    )
     raw_threshold = result.thresholds[result.chosen]
     threshold = float(calibrator.transform([raw_threshold])[0])
     survival, note = None, no_survival_reason or "No users table given: time to churn not analysed."
@@ -245,10 +278,20 @@ def evaluate(result: Comparison, econ: Economics, lifetimes: pd.DataFrame | None
         survival = survival_analysis(result, lifetimes, calibrator, threshold)
         note = survival.note
     return Decisions(
-        chosen=result.chosen, economics=econ, calibrators=calibrators, calibration_methods=methods,
-        calibration=calibration, reliability=reliability, lift=lift, gains=gains, held_out=held,
-        held_out_profit=profit_curve(held["probability"], econ, held["label"]), survival=survival,
-        survival_note=note, base_rate=base_rate, raw_threshold=raw_threshold,
+        chosen=result.chosen,
+        economics=econ,
+        calibrators=calibrators,
+        calibration_methods=methods,
+        calibration=calibration,
+        reliability=reliability,
+        lift=lift,
+        gains=gains,
+        held_out=held,
+        held_out_profit=profit_curve(held["probability"], econ, held["label"]),
+        survival=survival,
+        survival_note=note,
+        base_rate=base_rate,
+        raw_threshold=raw_threshold,
     )
 
 
@@ -269,8 +312,10 @@ def held_out_campaign(decisions: Decisions) -> dict[str, dict[str, float]]:
     curve = decisions.held_out_profit
     expected = best_campaign(curve)
     realised_at_expected = float(curve.loc[curve["k"] == expected["k"], "realised_profit"].iloc[0])
-    return {"expected_best": {**expected, "realised_profit": realised_at_expected},
-            "realised_best": best_campaign(curve, "realised_profit")}
+    return {
+        "expected_best": {**expected, "realised_profit": realised_at_expected},
+        "realised_best": best_campaign(curve, "realised_profit"),
+    }
 
 
 def summary_text(decisions: Decisions) -> str:
@@ -298,16 +343,23 @@ def summary_text(decisions: Decisions) -> str:
         if not c["users"]:
             lines.append("No users scored (no scoring table), so no campaign to plan on them.")
         elif c["k"]:
-            lines.append(f"Among the {c['users']} scored users, contacting the top **{c['k']}** (calibrated "
-                         f"probability ≥ {c['threshold']:.3f}) maximises expected profit: **{c['profit']:.1f}**.")
+            lines.append(
+                f"Among the {c['users']} scored users, contacting the top **{c['k']}** (calibrated "
+                f"probability ≥ {c['threshold']:.3f}) maximises expected profit: **{c['profit']:.1f}**."
+            )
         else:
-            lines.append(f"None of the {c['users']} scored users is worth contacting: no calibrated probability "
-                         f"exceeds the break-even {econ.break_even_probability:.3f}.")
+            lines.append(
+                f"None of the {c['users']} scored users is worth contacting: no calibrated probability "
+                f"exceeds the break-even {econ.break_even_probability:.3f}."
+            )
     if decisions.survival is not None:
         s = decisions.survival
-        lines.append(f"**Time to churn**: Cox model concordance {s.concordance_test:.3f} on held-out users "
-                     f"({s.concordance_train:.3f} on training users); log-rank "
-                     + "; ".join(f"{k.replace('_', ' ')} p = {t['p_value']:.3g}" for k, t in s.tests.items()) + ".")
+        lines.append(
+            f"**Time to churn**: Cox model concordance {s.concordance_test:.3f} on held-out users "
+            f"({s.concordance_train:.3f} on training users); log-rank "
+            + "; ".join(f"{k.replace('_', ' ')} p = {t['p_value']:.3g}" for k, t in s.tests.items())
+            + "."
+        )
     else:
         lines.append(decisions.survival_note)
     return "\n\n".join(lines)
@@ -335,18 +387,23 @@ def decisions_document(decisions: Decisions) -> dict[str, Any]:
             "threshold_raw": decisions.raw_threshold,
             "threshold": decisions.threshold,
             "note": "calibrators chosen (none, platt, isotonic) by 5-fold CV Brier on the out-of-fold predictions "
-                    "of the training users; judged on the held-out users",
+            "of the training users; judged on the held-out users",
             "models": _records(decisions.calibration),
             "methods": _records(decisions.calibration_methods),
             "reliability": _records(decisions.reliability),
         },
-        "lift": {"shares": list(TOP_SHARES), "models": _records(decisions.lift),
-                 "gains": _records(pd.concat([_thin(g) for _, g in decisions.gains.groupby("model", sort=False)])),
-                 "labels": {m: MODEL_NAMES.get(m) or BASELINE_NAMES.get(m, m)
-                            for m in decisions.lift["model"].unique()}},
+        "lift": {
+            "shares": list(TOP_SHARES),
+            "models": _records(decisions.lift),
+            "gains": _records(pd.concat([_thin(g) for _, g in decisions.gains.groupby("model", sort=False)])),
+            "labels": {m: MODEL_NAMES.get(m) or BASELINE_NAMES.get(m, m) for m in decisions.lift["model"].unique()},
+        },
         "economics": {
-            "parameters": {"contact_cost": econ.contact_cost, "churner_value": econ.churner_value,
-                           "save_rate": econ.save_rate},
+            "parameters": {
+                "contact_cost": econ.contact_cost,
+                "churner_value": econ.churner_value,
+                "save_rate": econ.save_rate,
+            },
             "break_even_probability": econ.break_even_probability,
             "held_out": held_out_campaign(decisions),
             "held_out_curve": _records(_thin(decisions.held_out_profit)),
@@ -359,9 +416,18 @@ def decisions_document(decisions: Decisions) -> dict[str, Any]:
     }
     if decisions.survival is not None:
         s = decisions.survival
-        document["survival"].update({
-            "users": s.users, "events": s.events, "logrank": s.tests, "curves": _records(s.curves),
-            "cox": {"concordance_train": s.concordance_train, "concordance_test": s.concordance_test,
-                    "covariates": s.covariates, "hazard_ratios": _records(s.hazard_ratios)},
-        })
+        document["survival"].update(
+            {
+                "users": s.users,
+                "events": s.events,
+                "logrank": s.tests,
+                "curves": _records(s.curves),
+                "cox": {
+                    "concordance_train": s.concordance_train,
+                    "concordance_test": s.concordance_test,
+                    "covariates": s.covariates,
+                    "hazard_ratios": _records(s.hazard_ratios),
+                },
+            }
+        )
     return document

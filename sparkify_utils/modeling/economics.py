@@ -52,11 +52,13 @@ def profit_curve(probability: object, econ: Economics, y: object | None = None) 
     order = np.argsort(-p, kind="mergesort")
     p_sorted = p[order]
     gain = econ.save_rate * econ.churner_value
-    curve = pd.DataFrame({
-        "k": np.arange(p.size + 1),
-        "threshold": np.r_[np.inf, p_sorted],
-        "expected_profit": np.r_[0.0, np.cumsum(p_sorted * gain - econ.contact_cost)],
-    })
+    curve = pd.DataFrame(
+        {
+            "k": np.arange(p.size + 1),
+            "threshold": np.r_[np.inf, p_sorted],
+            "expected_profit": np.r_[0.0, np.cumsum(p_sorted * gain - econ.contact_cost)],
+        }
+    )
     if y is not None:
         y_sorted = np.asarray(y, dtype=float).ravel()[order]
         if y_sorted.size != p.size:

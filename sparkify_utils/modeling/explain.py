@@ -62,8 +62,12 @@ class Contributions:
 
 
 #: scikit-learn tree models TreeSHAP explains exactly (the sklearn backend's dt, rf and gbt).
-_SHAP_TREES = ("DecisionTreeClassifier", "RandomForestClassifier", "GradientBoostingClassifier",
-               "HistGradientBoostingClassifier")
+_SHAP_TREES = (
+    "DecisionTreeClassifier",
+    "RandomForestClassifier",
+    "GradientBoostingClassifier",
+    "HistGradientBoostingClassifier",
+)
 
 
 def contributions(result: Comparison, X: np.ndarray, X_train: np.ndarray, train_probability: object) -> Contributions:
@@ -100,13 +104,22 @@ def contributions(result: Comparison, X: np.ndarray, X_train: np.ndarray, train_
     q75, q25 = np.percentile(X_train, [75, 25], axis=0)
     scale = np.where(q75 - q25 > 0, q75 - q25, X_train.std(axis=0))
     z = np.clip(np.divide(X - centre, scale, out=np.zeros_like(X), where=scale > 0), -3, 3)
-    direction = np.array([
-        0.0 if np.ptp(X_train[:, j]) == 0 else np.sign(np.nan_to_num(spearmanr(X_train[:, j], train_probability)[0]))
-        for j in range(X_train.shape[1])
-    ])
-    return Contributions(z * importance * direction, float("nan"), "relative score",
-                         f"approximation for {backend.name} {result.chosen} (importance × robust z-score × direction; "
-                         "not exact: run with model_backend=sklearn for TreeSHAP)", False)
+    direction = np.array(
+        [
+            0.0
+            if np.ptp(X_train[:, j]) == 0
+            else np.sign(np.nan_to_num(spearmanr(X_train[:, j], train_probability)[0]))
+            for j in range(X_train.shape[1])
+        ]
+    )
+    return Contributions(
+        z * importance * direction,
+        float("nan"),
+        "relative score",
+        f"approximation for {backend.name} {result.chosen} (importance × robust z-score × direction; "
+        "not exact: run with model_backend=sklearn for TreeSHAP)",
+        False,
+    )
 
 
 def _describe(name: str, value: float, centre: float) -> str:
@@ -115,8 +128,9 @@ def _describe(name: str, value: float, centre: float) -> str:
     return f"{name} ({'high' if value > centre else 'low'})"
 
 
-def top_reasons(contrib: Contributions, X: np.ndarray, centre: np.ndarray, names: list[str],
-                top: int = TOP_FEATURES) -> pd.DataFrame:
+def top_reasons(
+    contrib: Contributions, X: np.ndarray, centre: np.ndarray, names: list[str], top: int = TOP_FEATURES
+) -> pd.DataFrame:
     """Each user's ``top`` features by size of contribution, signed (+ raises the churn score, - lowers it):
     ``reason_<i>`` (feature and whether the user's value is high or low), ``contribution_<i>``, and
     ``top_features``, the three in one line."""
@@ -136,8 +150,9 @@ def top_reasons(contrib: Contributions, X: np.ndarray, centre: np.ndarray, names
     return pd.DataFrame({"top_features": lines, **columns})
 
 
-def rank_at_risk(result: Comparison, scoring: DataFrame | None, source: str = "",
-                 calibrator: Calibrator | None = None) -> AtRiskList:
+def rank_at_risk(
+    result: Comparison, scoring: DataFrame | None, source: str = "", calibrator: Calibrator | None = None
+) -> AtRiskList:
     """Score every user of ``scoring`` with the chosen model: riskiest first, at-risk flag, top reasons.
 
     With a ``calibrator`` (fit on validation predictions, see :mod:`~sparkify_utils.modeling.decisions`),
@@ -148,8 +163,12 @@ def rank_at_risk(result: Comparison, scoring: DataFrame | None, source: str = ""
     columns = [*AT_RISK.columns, *EXTRA_COLUMNS]
     if scoring is None:
         where = f"at {source!r}" if source else "given (pass scoring_path to score a custom table)"
-        return AtRiskList(pd.DataFrame(columns=columns), source, f"No scoring table {where}: nobody scored.",
-                       time.perf_counter() - start)
+        return AtRiskList(
+            pd.DataFrame(columns=columns),
+            source,
+            f"No scoring table {where}: nobody scored.",
+            time.perf_counter() - start,
+        )
     spec, id_col = result.spec, result.spec.id_col
     missing = [c for c in (id_col, *spec.columns) if c not in scoring.columns]
     if missing:
@@ -161,9 +180,11 @@ def rank_at_risk(result: Comparison, scoring: DataFrame | None, source: str = ""
     recency_col = next((c for c in RECENCY_COLUMNS if c in scoring.columns), None)
     model = result.models[result.chosen]
     scored = result.backend.vectors(model, scoring)
-    extra = scoring.select(F.col(id_col).cast("string").alias("userId"),
-                           *(F.col(c).cast("string").alias("level") for c in [level_col] if c),
-                           *(F.col(c).cast("double").alias("recency_days") for c in [recency_col] if c)).toPandas()
+    extra = scoring.select(
+        F.col(id_col).cast("string").alias("userId"),
+        *(F.col(c).cast("string").alias("level") for c in [level_col] if c),
+        *(F.col(c).cast("double").alias("recency_days") for c in [recency_col] if c),
+    ).toPandas()
     scored = scored.merge(extra, on="userId", how="left")
     threshold = result.thresholds[result.chosen]
     scored["score"] = scored["probability"]
@@ -180,16 +201,26 @@ def rank_at_risk(result: Comparison, scoring: DataFrame | None, source: str = ""
         centre = scaling[0] if scaling is not None else np.median(X_train, axis=0)
         found = top_reasons(contrib, X, centre, result.feature_names)
         scored = pd.concat([scored.reset_index(drop=True), found], axis=1)
-        reasons = {"method": contrib.method, "output": contrib.output, "exact": contrib.exact,
-                   "base_value": contrib.base}
+        reasons = {
+            "method": contrib.method,
+            "output": contrib.output,
+            "exact": contrib.exact,
+            "base_value": contrib.base,
+        }
     # Calibration can tie users (isotonic steps): the raw score orders them within a tie.
-    table = scored.reindex(columns=columns).sort_values(["probability", "score", "userId"],
-                                                        ascending=[False, False, True], kind="mergesort")
+    table = scored.reindex(columns=columns).sort_values(
+        ["probability", "score", "userId"], ascending=[False, False, True], kind="mergesort"
+    )
     scale = f" (probabilities calibrated: {calibrator.method})" if calibrator is not None else ""
-    note = (f"{len(table)} users scored by {result.chosen}{scale}; {int(table['at_risk'].sum())} at or above the "
-            f"threshold {threshold:.3f}; level from {level_col!r}, days since last activity from {recency_col!r}")
+    note = (
+        f"{len(table)} users scored by {result.chosen}{scale}; {int(table['at_risk'].sum())} at or above the "
+        f"threshold {threshold:.3f}; level from {level_col!r}, days since last activity from {recency_col!r}"
+    )
     if reasons:
-        note += (f". Reasons: the {TOP_FEATURES} largest signed contributions to the model's output "
-                 f"({reasons['output']}), by {reasons['method']}")
-    return AtRiskList(table.reset_index(drop=True), source, note, time.perf_counter() - start, level_col, recency_col,
-                      reasons)
+        note += (
+            f". Reasons: the {TOP_FEATURES} largest signed contributions to the model's output "
+            f"({reasons['output']}), by {reasons['method']}"
+        )
+    return AtRiskList(
+        table.reset_index(drop=True), source, note, time.perf_counter() - start, level_col, recency_col, reasons
+    )

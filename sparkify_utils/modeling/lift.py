@@ -28,12 +28,14 @@ def gains_curve(y: object, score: object) -> pd.DataFrame:
     n, churners = ranked.size, ranked.sum()
     k = np.arange(n + 1)
     reached = np.r_[0.0, np.cumsum(ranked)]
-    return pd.DataFrame({
-        "k": k,
-        "share_contacted": k / n if n else k * np.nan,
-        "churners_reached": reached,
-        "share_of_churners": reached / churners if churners else reached * np.nan,
-    })
+    return pd.DataFrame(
+        {
+            "k": k,
+            "share_contacted": k / n if n else k * np.nan,
+            "churners_reached": reached,
+            "share_of_churners": reached / churners if churners else reached * np.nan,
+        }
+    )
 
 
 def precision_at_k(y: object, score: object, k: int) -> float:
@@ -60,9 +62,14 @@ def lift_table(y: object, score: object, shares: tuple[float, ...] = TOP_SHARES)
         k = min(n, max(1, int(np.ceil(share * n))))
         reached = ranked[:k].sum()
         precision = reached / k
-        rows.append({
-            "share": share, "k": k, "churners_reached": int(reached), "precision": precision,
-            "lift": precision / base_rate if base_rate else float("nan"),
-            "capture": reached / churners if churners else float("nan"),
-        })
+        rows.append(
+            {
+                "share": share,
+                "k": k,
+                "churners_reached": int(reached),
+                "precision": precision,
+                "lift": precision / base_rate if base_rate else float("nan"),
+                "capture": reached / churners if churners else float("nan"),
+            }
+        )
     return pd.DataFrame(rows)

@@ -31,8 +31,12 @@ def confusion_counts(y: object, predicted: object) -> dict[str, int]:
     """True/false positives/negatives of 0/1 predictions."""
     y_arr, p_arr = _arrays(y, predicted)
     pos, pred = y_arr == 1, p_arr == 1
-    return {"tp": int(np.sum(pos & pred)), "fp": int(np.sum(~pos & pred)),
-            "fn": int(np.sum(pos & ~pred)), "tn": int(np.sum(~pos & ~pred))}
+    return {
+        "tp": int(np.sum(pos & pred)),
+        "fp": int(np.sum(~pos & pred)),
+        "fn": int(np.sum(pos & ~pred)),
+        "tn": int(np.sum(~pos & ~pred)),
+    }
 
 
 def _distinct_thresholds(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -50,11 +54,13 @@ def roc_curve(y: object, score: object) -> pd.DataFrame:
     y_arr, s_arr = _arrays(y, score)
     thresholds, tps, fps = _distinct_thresholds(y_arr, s_arr)
     n_pos, n_neg = y_arr.sum(), y_arr.size - y_arr.sum()
-    return pd.DataFrame({
-        "fpr": np.r_[0.0, fps / n_neg if n_neg else fps * np.nan],
-        "tpr": np.r_[0.0, tps / n_pos if n_pos else tps * np.nan],
-        "threshold": np.r_[np.inf, thresholds],
-    })
+    return pd.DataFrame(
+        {
+            "fpr": np.r_[0.0, fps / n_neg if n_neg else fps * np.nan],
+            "tpr": np.r_[0.0, tps / n_pos if n_pos else tps * np.nan],
+            "threshold": np.r_[np.inf, thresholds],
+        }
+    )
 
 
 def pr_curve(y: object, score: object) -> pd.DataFrame:
@@ -62,11 +68,13 @@ def pr_curve(y: object, score: object) -> pd.DataFrame:
     y_arr, s_arr = _arrays(y, score)
     thresholds, tps, fps = _distinct_thresholds(y_arr, s_arr)
     n_pos = y_arr.sum()
-    return pd.DataFrame({
-        "recall": tps / n_pos if n_pos else tps * np.nan,
-        "precision": tps / (tps + fps),
-        "threshold": thresholds,
-    })
+    return pd.DataFrame(
+        {
+            "recall": tps / n_pos if n_pos else tps * np.nan,
+            "precision": tps / (tps + fps),
+            "threshold": thresholds,
+        }
+    )
 
 
 def average_precision(y: object, score: object) -> float:

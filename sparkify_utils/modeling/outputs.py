@@ -57,37 +57,56 @@ def metrics_document(result: Comparison, at_risk: AtRiskList | None = None) -> d
             "tuning_grid": tuned.get("grid", []),
             "fit_seconds": result.fit_seconds.get(name),
         }
-    models["rule"]["params"] = {"feature": result.rule.feature,
-                                "direction": "higher -> churn" if result.rule.direction > 0 else "lower -> churn",
-                                "note": result.rule.note}
+    models["rule"]["params"] = {
+        "feature": result.rule.feature,
+        "direction": "higher -> churn" if result.rule.direction > 0 else "lower -> churn",
+        "note": result.rule.note,
+    }
     folds = {name: {m: group[m].tolist() for m in METRICS} for name, group in result.folds.groupby("model", sort=False)}
     document = {
         "chosen_model": result.chosen,
         "selection": f"highest mean CV churn-class F1 (ties: PR-AUC) among the models ({', '.join(result.models)}), "
-                     "never a baseline",
-        "backend": {"name": result.backend.name, "reason": result.backend_reason,
-                    "model_format": result.backend.model_format},
+        "never a baseline",
+        "backend": {
+            "name": result.backend.name,
+            "reason": result.backend_reason,
+            "model_format": result.backend.model_format,
+        },
         "verdict": verdict(result),
         "parameters": result.parameters,
         "split": result.split,
-        "features": {"numeric": list(result.spec.numeric), "boolean": list(result.spec.boolean),
-                     "categorical": list(result.spec.categorical), "ignored": result.spec.ignored,
-                     "encoded": result.feature_names},
+        "features": {
+            "numeric": list(result.spec.numeric),
+            "boolean": list(result.spec.boolean),
+            "categorical": list(result.spec.categorical),
+            "ignored": result.spec.ignored,
+            "encoded": result.feature_names,
+        },
         "models": models,
         "folds": folds,
         "timings": dict(result.timings),
     }
     if at_risk is not None:
         document["timings"]["scoring_s"] = at_risk.seconds
-        document["scoring"] = {"source": at_risk.source, "users": len(at_risk.table),
-                               "at_risk": int(at_risk.table["at_risk"].sum()) if len(at_risk.table) else 0,
-                               "level_column": at_risk.level_column, "recency_column": at_risk.recency_column,
-                               "reasons": at_risk.reasons, "note": at_risk.note}
+        document["scoring"] = {
+            "source": at_risk.source,
+            "users": len(at_risk.table),
+            "at_risk": int(at_risk.table["at_risk"].sum()) if len(at_risk.table) else 0,
+            "level_column": at_risk.level_column,
+            "recency_column": at_risk.recency_column,
+            "reasons": at_risk.reasons,
+            "note": at_risk.note,
+        }
     return _clean(document)
 
 
-def save_artifacts(result: Comparison, paths: RunPaths, at_risk: AtRiskList | None = None,
-                   decisions: Decisions | None = None, backtest: Backtest | None = None) -> dict[str, str]:
+def save_artifacts(
+    result: Comparison,
+    paths: RunPaths,
+    at_risk: AtRiskList | None = None,
+    decisions: Decisions | None = None,
+    backtest: Backtest | None = None,
+) -> dict[str, str]:
     """Write the models (by the backend), predictions/importance/at-risk CSVs, ``metrics.json`` and, given the
     decision evaluation and the backtest, ``decisions.json`` and ``backtest.json`` (driver)."""
     written = {}

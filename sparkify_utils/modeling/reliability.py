@@ -97,8 +97,13 @@ def choose_calibrator(y: object, score: object, seed: int, folds: int = 5) -> tu
         for method in METHODS:
             calibrator = fit_calibrator(y_arr[fit], s[fit], method)
             scores[method].append(brier(y_arr[held], calibrator.transform(s[held])))
-    table = pd.DataFrame({"method": list(METHODS), "brier_mean": [np.mean(scores[m]) for m in METHODS],
-                          "brier_sd": [np.std(scores[m], ddof=1) for m in METHODS]})
+    table = pd.DataFrame(
+        {
+            "method": list(METHODS),
+            "brier_mean": [np.mean(scores[m]) for m in METHODS],
+            "brier_sd": [np.std(scores[m], ddof=1) for m in METHODS],
+        }
+    )
     best_value = table["brier_mean"].min()
     best = next(m for m in METHODS if table.set_index("method").at[m, "brier_mean"] <= best_value + 1e-12)
     return fit_calibrator(y_arr, s, best), table

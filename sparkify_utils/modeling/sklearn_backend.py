@@ -76,14 +76,25 @@ def estimator(name: str, params: dict[str, Any], seed: int, fit_rows: int) -> An
     if name == "dt":
         return DecisionTreeClassifier(max_depth=depth, min_samples_leaf=MIN_LEAF_USERS[name], random_state=seed)
     if name == "rf":
-        return RandomForestClassifier(n_estimators=FOREST_TREES, max_depth=depth, max_features=FOREST_FEATURES,
-                                      min_samples_leaf=MIN_LEAF_USERS[name], random_state=seed, n_jobs=1)
+        return RandomForestClassifier(
+            n_estimators=FOREST_TREES,
+            max_depth=depth,
+            max_features=FOREST_FEATURES,
+            min_samples_leaf=MIN_LEAF_USERS[name],
+            random_state=seed,
+            n_jobs=1,
+        )
     if name == "gbt":
         # GradientBoostingClassifier, not HistGradientBoosting: depth-limited trees on exact splits with row
         # subsampling, as Spark's GBT, and no early stopping that would switch itself on above 10,000 rows.
-        return GradientBoostingClassifier(n_estimators=BOOSTING_ROUNDS, learning_rate=BOOSTING_STEP,
-                                          subsample=BOOSTING_SUBSAMPLE, max_depth=depth,
-                                          min_samples_leaf=MIN_LEAF_USERS[name], random_state=seed)
+        return GradientBoostingClassifier(
+            n_estimators=BOOSTING_ROUNDS,
+            learning_rate=BOOSTING_STEP,
+            subsample=BOOSTING_SUBSAMPLE,
+            max_depth=depth,
+            min_samples_leaf=MIN_LEAF_USERS[name],
+            random_state=seed,
+        )
     raise ModelInputError(f"Unknown model {name!r}: choose from {list(MODEL_NAMES)}.")
 
 
@@ -96,8 +107,10 @@ def build_pipeline(spec: FeatureSpec, name: str, params: dict[str, Any], seed: i
         parts.append(("num", SimpleImputer(strategy=IMPUTE_STRATEGY, keep_empty_features=True), numeric))
     if spec.categorical:
         # Unseen levels get all-zero slots (Spark ML puts them in the OTHER slot instead).
-        onehot = make_pipeline(SimpleImputer(strategy="constant", fill_value=OTHER),
-                               OneHotEncoder(handle_unknown="ignore", sparse_output=False))
+        onehot = make_pipeline(
+            SimpleImputer(strategy="constant", fill_value=OTHER),
+            OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+        )
         parts.append(("cat", onehot, list(spec.categorical)))
     steps: list[tuple[str, Any]] = [("prep", ColumnTransformer(parts, sparse_threshold=0))]
     if name in SCALED_MODELS:
@@ -106,8 +119,16 @@ def build_pipeline(spec: FeatureSpec, name: str, params: dict[str, Any], seed: i
     return Pipeline(steps)
 
 
-def _fit(X: pd.DataFrame, y: np.ndarray, role: np.ndarray, split: str, name: str, params: dict[str, Any],
-         spec: FeatureSpec, seed: int) -> Fitted:
+def _fit(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    role: np.ndarray,
+    split: str,
+    name: str,
+    params: dict[str, Any],
+    spec: FeatureSpec,
+    seed: int,
+) -> Fitted:
     """Fit one pipeline on the split's fit rows (class-weighted) and predict its valid/test rows."""
     start = time.perf_counter()
     fit = np.flatnonzero(role == "fit")
@@ -115,8 +136,9 @@ def _fit(X: pd.DataFrame, y: np.ndarray, role: np.ndarray, split: str, name: str
     pipeline = build_pipeline(spec, name, params, seed, len(fit))
     pipeline.fit(X.iloc[fit], y[fit], model__sample_weight=np.where(y[fit] == 1, w_pos, w_neg))
     rows = np.flatnonzero(np.isin(role, ("valid", "test")))
-    predictions = pd.DataFrame({ROW: rows, LABEL: y[rows], ROLE: role[rows],
-                                "probability": pipeline.predict_proba(X.iloc[rows])[:, 1]})
+    predictions = pd.DataFrame(
+        {ROW: rows, LABEL: y[rows], ROLE: role[rows], "probability": pipeline.predict_proba(X.iloc[rows])[:, 1]}
+    )
     return Fitted(split, name, params, pipeline, predictions, time.perf_counter() - start)
 
 
@@ -129,13 +151,16 @@ class SklearnBackend:
     """Fits (split x model x params) tasks as scikit-learn pipelines on the collected per-user table."""
 
     name = "sklearn"
-    model_format = (f"skops file {MODEL_FILE} per model directory: a scikit-learn Pipeline in a "
-                    "FixedThresholdClassifier (predict = at-risk flag); read with "
-                    "sparkify_utils.modeling.sklearn_backend.load_model, input from model_input()")
+    model_format = (
+        f"skops file {MODEL_FILE} per model directory: a scikit-learn Pipeline in a "
+        "FixedThresholdClassifier (predict = at-risk flag); read with "
+        "sparkify_utils.modeling.sklearn_backend.load_model, input from model_input()"
+    )
     saves_with_spark = False
 
-    def __init__(self, table: pd.DataFrame, roles: pd.DataFrame, spec: FeatureSpec, seed: int,
-                 parallelism: int) -> None:
+    def __init__(
+        self, table: pd.DataFrame, roles: pd.DataFrame, spec: FeatureSpec, seed: int, parallelism: int
+    ) -> None:
         self.table, self.roles, self.spec = table, roles, spec
         self.X, self.labels = model_input(table, spec), table[spec.label_col].to_numpy(float)
         self.seed, self.parallelism = seed, max(1, parallelism)
@@ -149,8 +174,7 @@ class SklearnBackend:
         jobs = [(split, name, params) for split in splits for name, params in tasks]
         # Processes, not threads: most of a fit on a few hundred rows is Python code holding the GIL.
         return Parallel(n_jobs=self.parallelism)(
-            delayed(_fit)(self.X, self.labels, self.roles[split].to_numpy(), split, name, params, self.spec,
-                          self.seed)
+            delayed(_fit)(self.X, self.labels, self.roles[split].to_numpy(), split, name, params, self.spec, self.seed)
             for split, name, params in jobs
         )
 
@@ -160,9 +184,11 @@ class SklearnBackend:
         names = [*self.spec.numeric, *self.spec.boolean]
         if self.spec.categorical:
             onehot = prep.named_transformers_["cat"][-1]
-            names += [slot_name(column, level)
-                      for column, levels in zip(self.spec.categorical, onehot.categories_, strict=True)
-                      for level in levels]
+            names += [
+                slot_name(column, level)
+                for column, levels in zip(self.spec.categorical, onehot.categories_, strict=True)
+                for level in levels
+            ]
         return names
 
     def importance(self, model: str, fitted: Any) -> tuple[np.ndarray, np.ndarray | None]:

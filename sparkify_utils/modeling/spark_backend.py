@@ -85,15 +85,30 @@ def model_stages(name: str, params: dict[str, Any], seed: int) -> list[Any]:
     if name == "dt":
         return [DecisionTreeClassifier(**common, minInstancesPerNode=MIN_LEAF_USERS[name], seed=seed, **params)]
     if name == "rf":
-        return [RandomForestClassifier(**common, numTrees=FOREST_TREES, featureSubsetStrategy=FOREST_FEATURES,
-                                       minInstancesPerNode=MIN_LEAF_USERS[name], seed=seed, **params)]
+        return [
+            RandomForestClassifier(
+                **common,
+                numTrees=FOREST_TREES,
+                featureSubsetStrategy=FOREST_FEATURES,
+                minInstancesPerNode=MIN_LEAF_USERS[name],
+                seed=seed,
+                **params,
+            )
+        ]
     if name == "gbt":
         # Few, larger steps: each boosting round is several Spark jobs, the main cost of the comparison.
-        return [GBTClassifier(**common, maxIter=BOOSTING_ROUNDS, stepSize=BOOSTING_STEP,
-                              subsamplingRate=BOOSTING_SUBSAMPLE, minInstancesPerNode=MIN_LEAF_USERS[name],
-                              seed=seed, **params)]
+        return [
+            GBTClassifier(
+                **common,
+                maxIter=BOOSTING_ROUNDS,
+                stepSize=BOOSTING_STEP,
+                subsamplingRate=BOOSTING_SUBSAMPLE,
+                minInstancesPerNode=MIN_LEAF_USERS[name],
+                seed=seed,
+                **params,
+            )
+        ]
     raise ModelInputError(f"Unknown model {name!r}: choose from {list(MODEL_NAMES)}.")
-
 
 
 @dataclass
@@ -104,7 +119,6 @@ class _Prepared:
     prep: PipelineModel
     fit: DataFrame
     evaluate: DataFrame
-
 
 
 def _probability(df: DataFrame) -> DataFrame:
@@ -118,16 +132,27 @@ class SparkBackend:
     model_format = "Spark ML PipelineModel directory (pyspark.ml.PipelineModel.load)"
     saves_with_spark = True
 
-    def __init__(self, features: DataFrame, table: pd.DataFrame, roles: pd.DataFrame, spec: FeatureSpec, seed: int,
-                 parallelism: int) -> None:
+    def __init__(
+        self,
+        features: DataFrame,
+        table: pd.DataFrame,
+        roles: pd.DataFrame,
+        spec: FeatureSpec,
+        seed: int,
+        parallelism: int,
+    ) -> None:
         id_col = spec.id_col
         spark = features.sparkSession
         assignment = spark.createDataFrame(pd.concat([table[[id_col]], roles], axis=1).assign(**{ROW: table.index}))
         # Tree bootstraps and GBT subsampling draw rows by partition and position, so the rows get a fixed
         # partitioning and order (see _MODEL_PARTITIONS).
-        self.data = (features.join(F.broadcast(assignment), on=id_col)
-                     .withColumn(LABEL, F.col(spec.label_col).cast("double"))
-                     .repartition(_MODEL_PARTITIONS, ROW).sortWithinPartitions(ROW).cache())
+        self.data = (
+            features.join(F.broadcast(assignment), on=id_col)
+            .withColumn(LABEL, F.col(spec.label_col).cast("double"))
+            .repartition(_MODEL_PARTITIONS, ROW)
+            .sortWithinPartitions(ROW)
+            .cache()
+        )
         self.features, self.assignment = features, assignment
         self.roles, self.labels, self.spec = roles, table[spec.label_col].to_numpy(float), spec
         self.seed, self.parallelism = seed, max(1, parallelism)
@@ -151,8 +176,11 @@ class SparkBackend:
         )
         prep = Pipeline(stages=preprocessing_stages(self.spec)).fit(fit)
         fit_rows = prep.transform(fit).select(ROW, LABEL, WEIGHT, _FEATURES).cache()
-        eval_rows = (prep.transform(self.data.filter(F.col(split).isin("valid", "test")))
-                     .select(ROW, LABEL, F.col(split).alias(ROLE), _FEATURES).cache())
+        eval_rows = (
+            prep.transform(self.data.filter(F.col(split).isin("valid", "test")))
+            .select(ROW, LABEL, F.col(split).alias(ROLE), _FEATURES)
+            .cache()
+        )
         return _Prepared(split, prep, fit_rows, eval_rows)
 
     def _fit(self, prepared: _Prepared, name: str, params: dict[str, Any]) -> Fitted:
@@ -180,8 +208,10 @@ class SparkBackend:
         schema = prep.transform(self.data.limit(0)).schema[_FEATURES]
         attrs = [a for group in schema.metadata["ml_attr"]["attrs"].values() for a in group]
         names = [a["name"] for a in sorted(attrs, key=lambda a: a["idx"])]
-        return [n.replace(_ONEHOT_SUFFIX + "_", "=").replace(_BOOL_SUFFIX, "").replace("=__unknown", f"={OTHER}")
-                for n in names]
+        return [
+            n.replace(_ONEHOT_SUFFIX + "_", "=").replace(_BOOL_SUFFIX, "").replace("=__unknown", f"={OTHER}")
+            for n in names
+        ]
 
     def importance(self, model: str, fitted: PipelineModel) -> tuple[np.ndarray, np.ndarray | None]:
         """|standardised coefficient| and the coefficient (LR), or the trees' impurity importance."""

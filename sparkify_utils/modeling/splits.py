@@ -27,8 +27,9 @@ def split_users(y: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
     return test
 
 
-def user_roles(y: np.ndarray, test_fraction: float, cv_folds: int, cv_repeats: int, tuning_folds: int,
-           seed: int) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+def user_roles(
+    y: np.ndarray, test_fraction: float, cv_folds: int, cv_repeats: int, tuning_folds: int, seed: int
+) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """One column per split giving each user's role in it: fit, valid, test or '' (not used).
 
     Columns are named ``__tune<t>``, ``__cv<repeat>_<fold>`` and ``__final`` (the held-out split).
@@ -47,10 +48,11 @@ def user_roles(y: np.ndarray, test_fraction: float, cv_folds: int, cv_repeats: i
             roles[f"__cv{r}_{f}"] = np.full(len(y), "", dtype=object)
             roles[f"__cv{r}_{f}"][train] = role
     roles[FINAL] = np.where(held_out, "test", "fit").astype(object)
-    groups = {"tuning": [f"__tune{t}" for t in range(tuning_folds)],
-              "cv": [f"__cv{r}_{f}" for r in range(cv_repeats) for f in range(cv_folds)]}
+    groups = {
+        "tuning": [f"__tune{t}" for t in range(tuning_folds)],
+        "cv": [f"__cv{r}_{f}" for r in range(cv_repeats) for f in range(cv_folds)],
+    }
     return pd.DataFrame(roles), groups
-
 
 
 def class_weights(y: np.ndarray) -> tuple[float, float]:

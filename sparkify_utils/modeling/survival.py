@@ -32,21 +32,24 @@ def durations(lifetimes: pd.DataFrame) -> pd.DataFrame:
     days = (stop - lifetimes["first_ts"]) / DAY_MS
     if days.isna().any() or (days < 0).any():
         raise ValueError("durations must be non-negative: a churn_ts or last_ts before first_ts in the users table?")
-    return pd.DataFrame({"userId": lifetimes["userId"].astype(str), "days": days.to_numpy(),
-                         "event": churned.astype(int).to_numpy()})
+    return pd.DataFrame(
+        {"userId": lifetimes["userId"].astype(str), "days": days.to_numpy(), "event": churned.astype(int).to_numpy()}
+    )
 
 
 def kaplan_meier(days: object, event: object, label: str = "users", alpha: float = 0.05) -> pd.DataFrame:
     """Retention (share not yet cancelled) by day with its pointwise confidence band (lifelines, Greenwood)."""
     fitter = KaplanMeierFitter(alpha=alpha).fit(np.asarray(days, float), np.asarray(event, int), label=label)
     band = fitter.confidence_interval_survival_function_
-    table = pd.DataFrame({
-        "day": fitter.survival_function_.index.to_numpy(),
-        "survival": fitter.survival_function_[label].to_numpy(),
-        "lower": band.iloc[:, 0].to_numpy(),
-        "upper": band.iloc[:, 1].to_numpy(),
-        "at_risk": fitter.event_table["at_risk"].reindex(fitter.survival_function_.index).to_numpy(),
-    })
+    table = pd.DataFrame(
+        {
+            "day": fitter.survival_function_.index.to_numpy(),
+            "survival": fitter.survival_function_[label].to_numpy(),
+            "lower": band.iloc[:, 0].to_numpy(),
+            "upper": band.iloc[:, 1].to_numpy(),
+            "at_risk": fitter.event_table["at_risk"].reindex(fitter.survival_function_.index).to_numpy(),
+        }
+    )
     return table.assign(group=label)
 
 
@@ -56,8 +59,12 @@ def logrank(days: object, event: object, in_group: object) -> dict[str, float]:
     if g.all() or not g.any():
         return {"statistic": float("nan"), "p_value": float("nan"), "users_a": int(g.sum()), "users_b": int((~g).sum())}
     result = logrank_test(d[g], d[~g], event_observed_A=e[g], event_observed_B=e[~g])
-    return {"statistic": float(result.test_statistic), "p_value": float(result.p_value),
-            "users_a": int(g.sum()), "users_b": int((~g).sum())}
+    return {
+        "statistic": float(result.test_statistic),
+        "p_value": float(result.p_value),
+        "users_a": int(g.sum()),
+        "users_b": int((~g).sum()),
+    }
 
 
 @dataclass
@@ -71,8 +78,9 @@ class CoxResult:
     test_users: int
 
 
-def fit_cox(table: pd.DataFrame, covariates: list[str], train: np.ndarray,
-            penalizer: float = COX_PENALIZER) -> CoxResult:
+def fit_cox(
+    table: pd.DataFrame, covariates: list[str], train: np.ndarray, penalizer: float = COX_PENALIZER
+) -> CoxResult:
     """Cox proportional hazards on ``covariates`` (standardised on training users) with ``days``/``event``.
 
     Fit on the ``train`` rows, concordance index (C-index) on the others: the share of comparable
@@ -93,11 +101,13 @@ def fit_cox(table: pd.DataFrame, covariates: list[str], train: np.ndarray,
         return float(concordance_index(part["days"], -fitter.predict_partial_hazard(part), part["event"]))
 
     summary = fitter.summary
-    ratios = pd.DataFrame({
-        "covariate": summary.index.to_numpy(),
-        "hazard_ratio": summary["exp(coef)"].to_numpy(),
-        "lower_95": summary["exp(coef) lower 95%"].to_numpy(),
-        "upper_95": summary["exp(coef) upper 95%"].to_numpy(),
-        "p_value": summary["p"].to_numpy(),
-    }).sort_values("p_value", kind="mergesort", ignore_index=True)
+    ratios = pd.DataFrame(
+        {
+            "covariate": summary.index.to_numpy(),
+            "hazard_ratio": summary["exp(coef)"].to_numpy(),
+            "lower_95": summary["exp(coef) lower 95%"].to_numpy(),
+            "upper_95": summary["exp(coef) upper 95%"].to_numpy(),
+            "p_value": summary["p"].to_numpy(),
+        }
+    ).sort_values("p_value", kind="mergesort", ignore_index=True)
     return CoxResult(ratios, c_index(train), c_index(test), usable, int(test.sum()))

@@ -20,7 +20,10 @@ from sparkify_utils.artifacts import FEATURES
 
 #: Models compared, in display order, with their readable names.
 MODEL_NAMES = {
-    "lr": "logistic regression", "dt": "decision tree", "rf": "random forest", "gbt": "gradient-boosted trees",
+    "lr": "logistic regression",
+    "dt": "decision tree",
+    "rf": "random forest",
+    "gbt": "gradient-boosted trees",
 }
 #: Baselines every model must beat: always the majority class, and a one-feature threshold rule.
 BASELINE_NAMES = {"majority": "always majority", "rule": "one-feature rule"}
@@ -123,8 +126,9 @@ def feature_spec(df: DataFrame, id_col: str = "userId", label_col: str = "churn"
     return FeatureSpec(id_col, label_col, tuple(numeric), tuple(boolean), tuple(categorical), ignored)
 
 
-def check_parameters(models: Sequence[str], test_fraction: float, cv_folds: int, cv_repeats: int,
-                      tuning_folds: int) -> None:
+def check_parameters(
+    models: Sequence[str], test_fraction: float, cv_folds: int, cv_repeats: int, tuning_folds: int
+) -> None:
     unknown = [m for m in models if m not in MODEL_NAMES]
     if unknown or not models:
         raise ModelInputError(f"models={list(models)!r}: choose one or more of {list(MODEL_NAMES)}.")
@@ -136,8 +140,9 @@ def check_parameters(models: Sequence[str], test_fraction: float, cv_folds: int,
         raise ModelInputError(f"cv_repeats={cv_repeats} must be >= 1 and tuning_folds={tuning_folds} >= 2.")
 
 
-def check_table(table: pd.DataFrame, spec: FeatureSpec, test_fraction: float = 0.2, cv_folds: int = 5,
-                tuning_folds: int = 3) -> None:
+def check_table(
+    table: pd.DataFrame, spec: FeatureSpec, test_fraction: float = 0.2, cv_folds: int = 5, tuning_folds: int = 3
+) -> None:
     """Check a collected per-user table: unique ids, 0/1 label, both classes in every fold, finite features."""
     ids, labels = table[spec.id_col], table[spec.label_col]
     if ids.isna().any() or ids.duplicated().any():

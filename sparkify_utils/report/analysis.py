@@ -75,13 +75,18 @@ def _model_label(metrics: dict[str, Any], model: str) -> str:
 
 def model_scores(metrics: dict[str, Any]) -> pd.DataFrame:
     """Each model's CV mean and sd per shown metric from ``metrics.json``: model, metric, mean, sd."""
-    return pd.DataFrame([
-        {"model": _model_label(metrics, model), "metric": label, "mean": entry["cv"][metric]["mean"],
-         "sd": entry["cv"][metric]["sd"]}
-        for metric, label in SHOWN_METRICS.items()
-        for model, entry in metrics["models"].items()
-    ])
-
+    return pd.DataFrame(
+        [
+            {
+                "model": _model_label(metrics, model),
+                "metric": label,
+                "mean": entry["cv"][metric]["mean"],
+                "sd": entry["cv"][metric]["sd"],
+            }
+            for metric, label in SHOWN_METRICS.items()
+            for model, entry in metrics["models"].items()
+        ]
+    )
 
 
 def chosen_importance(importance: pd.DataFrame, metrics: dict[str, Any]) -> tuple[str, pd.DataFrame]:
@@ -89,20 +94,21 @@ def chosen_importance(importance: pd.DataFrame, metrics: dict[str, Any]) -> tupl
     chosen = metrics["chosen_model"]
     rows = importance[importance["model"] == chosen]
     if rows.empty:
-        raise ArtifactError(f"feature_importance.csv has no rows for the chosen model {chosen!r}; re-run "
-                            f"{FEATURE_IMPORTANCE.writer}.")
+        raise ArtifactError(
+            f"feature_importance.csv has no rows for the chosen model {chosen!r}; re-run {FEATURE_IMPORTANCE.writer}."
+        )
     return _model_label(metrics, chosen), rows
 
 
 def ranked_scores(scored: pd.DataFrame) -> pd.DataFrame:
     """The scored users riskiest first, as the model step ranks them (calibrated probability, then raw score)."""
     keys = ["probability", *(["score"] if "score" in scored.columns else []), "userId"]
-    return scored.sort_values(keys, ascending=[False] * (len(keys) - 1) + [True], kind="mergesort",
-                              ignore_index=True)
+    return scored.sort_values(keys, ascending=[False] * (len(keys) - 1) + [True], kind="mergesort", ignore_index=True)
 
 
-def campaign(decisions: dict[str, Any], scored: pd.DataFrame, contact_cost: float, churner_value: float,
-             save_rate: float) -> dict[str, Any]:
+def campaign(
+    decisions: dict[str, Any], scored: pd.DataFrame, contact_cost: float, churner_value: float, save_rate: float
+) -> dict[str, Any]:
     """The campaign for these economics, from the run's stored scores (no Spark, no model): the expected profit
     curve of contacting the top k scored users (calibrated probabilities of ``at_risk_users.csv``) and its best k;
     on the held-out users (``decisions.json``), the expected-profit-optimal k and what it actually earned.
@@ -117,5 +123,10 @@ def campaign(decisions: dict[str, Any], scored: pd.DataFrame, contact_cost: floa
     held_curve = profit_curve(held["probability"].to_numpy(float), econ, held["label"].to_numpy(float))
     held_best = best_campaign(held_curve)
     realised = float(held_curve["realised_profit"].iloc[held_best["k"]])
-    return {"economics": econ, "curve": curve, "best": best, "contacted": ranked.head(best["k"]),
-            "held_out": {**held_best, "realised_profit": realised, "users": len(held)}}
+    return {
+        "economics": econ,
+        "curve": curve,
+        "best": best,
+        "contacted": ranked.head(best["k"]),
+        "held_out": {**held_best, "realised_profit": realised, "users": len(held)},
+    }

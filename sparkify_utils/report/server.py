@@ -18,8 +18,15 @@ DASHBOARD_NOTEBOOK = paths.notebook_path(DASHBOARD)
 def voila_command(port: int, notebook: Path = DASHBOARD_NOTEBOOK) -> list[str]:
     """The Voila command line: loopback only, code hidden, no tracebacks sent to the page."""
     return [
-        sys.executable, "-m", "voila", str(notebook), "--no-browser", "--Voila.ip=127.0.0.1",
-        f"--Voila.port={port}", "--Voila.port_retries=0", "--strip_sources=True",
+        sys.executable,
+        "-m",
+        "voila",
+        str(notebook),
+        "--no-browser",
+        "--Voila.ip=127.0.0.1",
+        f"--Voila.port={port}",
+        "--Voila.port_retries=0",
+        "--strip_sources=True",
         "--VoilaConfiguration.show_tracebacks=False",
     ]
 

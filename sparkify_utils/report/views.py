@@ -180,8 +180,10 @@ def model_table(metrics: dict[str, Any]) -> str:
         style = ' style="font-weight: 600"' if model == metrics.get("chosen_model") else ""
         rows.append(f"<tr{style}><th>{html.escape(entry.get('label', model))}</th>{cells}</tr>")
     verdict = html.escape(metrics.get("verdict", "")).replace("\n", "<br>")
-    return (f'<p class="spk-verdict">{verdict}</p><table class="spk-table spk-models"><tr><th>model</th>{head}</tr>'
-            f'{"".join(rows)}</table>')
+    return (
+        f'<p class="spk-verdict">{verdict}</p><table class="spk-table spk-models"><tr><th>model</th>{head}</tr>'
+        f"{''.join(rows)}</table>"
+    )
 
 
 def _score(value: float | None) -> str:
@@ -201,8 +203,11 @@ def _importance(run: Run) -> list[Any]:
 
 #: Headers of the at-risk table on the page (the CSV download keeps the file's own column names).
 AT_RISK_HEADERS = {
-    "userId": "user", "probability": "churn probability", "level": "level",
-    "recency_days": "days since last activity", "top_features": "main reasons",
+    "userId": "user",
+    "probability": "churn probability",
+    "level": "level",
+    "recency_days": "days since last activity",
+    "top_features": "main reasons",
 }
 
 
@@ -212,16 +217,26 @@ AT_RISK_FORMATS = {"churn probability": "{:.3f}".format, "days since last activi
 def at_risk_widget(table: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> widgets.VBox:
     """Threshold slider + level filter over the at-risk users, with the filtered table and a CSV link."""
     slider = widgets.FloatSlider(
-        value=threshold, min=0.0, max=1.0, step=0.01, description="Probability threshold", readout_format=".3f",
-        continuous_update=False, style={"description_width": "initial"}, layout={"width": "420px"},
+        value=threshold,
+        min=0.0,
+        max=1.0,
+        step=0.01,
+        description="Probability threshold",
+        readout_format=".3f",
+        continuous_update=False,
+        style={"description_width": "initial"},
+        layout={"width": "420px"},
     )
     level = widgets.Dropdown(options=[ALL_LEVELS, *sorted(table["level"].dropna().unique())], description="Level")
     slider.add_class("spk-threshold")
     level.add_class("spk-level")
     summary, body = widgets.HTML(), widgets.HTML()
     # Optional columns the scoring table could not fill (e.g. no recency feature) are left out.
-    headers = {c: h for c, h in AT_RISK_HEADERS.items()
-               if c in ("userId", "probability") or (c in table.columns and table[c].notna().any())}
+    headers = {
+        c: h
+        for c, h in AT_RISK_HEADERS.items()
+        if c in ("userId", "probability") or (c in table.columns and table[c].notna().any())
+    }
 
     def refresh(_: object = None) -> None:
         kept = filter_at_risk(table, slider.value, level.value)
@@ -233,8 +248,9 @@ def at_risk_widget(table: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) ->
             f"{csv_download_link(kept, name, f'Download these {len(kept):,} users as CSV')}</p>"
         )
         page = kept.head(MAX_TABLE_ROWS)[list(headers)].rename(columns=headers)
-        body.value = page.to_html(index=False, classes="spk-table spk-at-risk", border=0, na_rep="",
-                                  formatters=AT_RISK_FORMATS)
+        body.value = page.to_html(
+            index=False, classes="spk-table spk-at-risk", border=0, na_rep="", formatters=AT_RISK_FORMATS
+        )
 
     slider.observe(refresh, "value")
     level.observe(refresh, "value")
@@ -261,14 +277,26 @@ def _at_risk(run: Run) -> list[Any]:
 
 
 #: Headers of the campaign list (the CSV download keeps every column of at_risk_users.csv).
-CAMPAIGN_HEADERS = {"userId": "user", "probability": "churn probability", "level": "level",
-                    "top_features": "main reasons (signed contribution to the model's output)"}
+CAMPAIGN_HEADERS = {
+    "userId": "user",
+    "probability": "churn probability",
+    "level": "level",
+    "top_features": "main reasons (signed contribution to the model's output)",
+}
 
 
 def _economics_slider(key: str, label: str, value: float, low: float, high: float, step: float) -> widgets.FloatSlider:
-    slider = widgets.FloatSlider(value=value, min=low, max=max(high, value), step=step, description=label,
-                                 continuous_update=False, style={"description_width": "initial"},
-                                 layout={"width": "360px"}, readout_format=".2f")
+    slider = widgets.FloatSlider(
+        value=value,
+        min=low,
+        max=max(high, value),
+        step=step,
+        description=label,
+        continuous_update=False,
+        style={"description_width": "initial"},
+        layout={"width": "360px"},
+        readout_format=".2f",
+    )
     slider.add_class(f"spk-{key.replace('_', '-')}")
     return slider
 
@@ -303,7 +331,7 @@ def profit_svg(curve: pd.DataFrame, best: dict[str, Any], width: int = 640, heig
         f'<line x1="{bx:.1f}" y1="{top}" x2="{bx:.1f}" y2="{height - bottom}" stroke="#333" stroke-dasharray="4 3"/>'
         f'<circle cx="{bx:.1f}" cy="{by:.1f}" r="4" fill="#E45756"/>'
         f'<text x="{min(bx + 6, width - 170):.1f}" y="{top + 12}" font-size="12">best k = {best["k"]:,}: '
-        f'{best["profit"]:,.1f}</text>'
+        f"{best['profit']:,.1f}</text>"
         f'<text x="{left - 6}" y="{y(high) + 4:.1f}" font-size="11" text-anchor="end">{high:,.0f}</text>'
         f'<text x="{left - 6}" y="{y(low) + 4:.1f}" font-size="11" text-anchor="end">{low:,.0f}</text>'
         f'<text x="{left}" y="{height - 18}" font-size="11">0</text>'
@@ -318,12 +346,13 @@ def campaign_widget(decisions: dict[str, Any], scored: pd.DataFrame) -> widgets.
     and the list of the top k users (with their reasons, downloadable) are recomputed from the stored scores."""
     params = decisions["economics"]["parameters"]
     sliders = {
-        "contact_cost": _economics_slider("contact_cost", "Cost per contact", params["contact_cost"], 0.5,
-                                          50.0, 0.5),
-        "churner_value": _economics_slider("churner_value", "Value of a kept churner", params["churner_value"], 1.0,
-                                           500.0, 1.0),
-        "save_rate": _economics_slider("save_rate", "Share of contacted churners saved", params["save_rate"], 0.0,
-                                       1.0, 0.01),
+        "contact_cost": _economics_slider("contact_cost", "Cost per contact", params["contact_cost"], 0.5, 50.0, 0.5),
+        "churner_value": _economics_slider(
+            "churner_value", "Value of a kept churner", params["churner_value"], 1.0, 500.0, 1.0
+        ),
+        "save_rate": _economics_slider(
+            "save_rate", "Share of contacted churners saved", params["save_rate"], 0.0, 1.0, 0.01
+        ),
     }
     summary, chart, body = widgets.HTML(), widgets.HTML(), widgets.HTML()
     headers = {c: h for c, h in CAMPAIGN_HEADERS.items() if c in scored.columns}
@@ -337,12 +366,16 @@ def campaign_widget(decisions: dict[str, Any], scored: pd.DataFrame) -> widgets.
             return
         best, held, econ = plan["best"], plan["held_out"], plan["economics"]
         contacted = plan["contacted"]
-        name = (f"campaign_top{best['k']}_cost{values['contact_cost']:g}_value{values['churner_value']:g}"
-                f"_save{values['save_rate']:g}.csv")
-        pays = (f"contact the top <b>{best['k']:,}</b> of {len(scored):,} scored users (calibrated churn probability "
-                f"&ge; {best['threshold']:.3f}) for an expected profit of <b>{best['profit']:,.1f}</b>"
-                if best["k"] else f"no scored user is worth contacting (none above p = "
-                f"{econ.break_even_probability:.3f})")
+        name = (
+            f"campaign_top{best['k']}_cost{values['contact_cost']:g}_value{values['churner_value']:g}"
+            f"_save{values['save_rate']:g}.csv"
+        )
+        pays = (
+            f"contact the top <b>{best['k']:,}</b> of {len(scored):,} scored users (calibrated churn probability "
+            f"&ge; {best['threshold']:.3f}) for an expected profit of <b>{best['profit']:,.1f}</b>"
+            if best["k"]
+            else f"no scored user is worth contacting (none above p = {econ.break_even_probability:.3f})"
+        )
         link = csv_download_link(contacted, name, f"Download these {len(contacted):,} users as CSV")
         summary.value = (
             f'<p class="spk-campaign-count" data-k="{best["k"]}">Contacting pays above a churn probability of '
@@ -352,8 +385,13 @@ def campaign_widget(decisions: dict[str, Any], scored: pd.DataFrame) -> widgets.
         )
         chart.value = profit_svg(plan["curve"], best)
         page = contacted.head(MAX_TABLE_ROWS)[list(headers)].rename(columns=headers)
-        body.value = page.to_html(index=False, classes="spk-table spk-campaign", border=0, na_rep="",
-                                  formatters={"churn probability": "{:.3f}".format})
+        body.value = page.to_html(
+            index=False,
+            classes="spk-table spk-campaign",
+            border=0,
+            na_rep="",
+            formatters={"churn probability": "{:.3f}".format},
+        )
 
     for slider in sliders.values():
         slider.observe(refresh, "value")
@@ -375,13 +413,16 @@ def lift_summary(decisions: dict[str, Any]) -> str:
     labels = _labels(decisions)
     rows = []
     for model, group in table.groupby("model", sort=False):
-        cells = "".join(f"<td>{r['lift']:.2f}× · {r['capture']:.0%} · {r['precision']:.0%}</td>"
-                        for _, r in group.sort_values("share").iterrows())
+        cells = "".join(
+            f"<td>{r['lift']:.2f}× · {r['capture']:.0%} · {r['precision']:.0%}</td>"
+            for _, r in group.sort_values("share").iterrows()
+        )
         style = ' style="font-weight: 600"' if model == decisions["chosen_model"] else ""
         rows.append(f"<tr{style}><th>{html.escape(labels.get(model, model))}</th>{cells}</tr>")
     head = "".join(f"<th>top {share:.0%}</th>" for share in sorted(table["share"].unique()))
-    return (f'<table class="spk-table spk-lift"><tr><th>lift · capture · precision</th>{head}</tr>'
-            f'{"".join(rows)}</table>')
+    return (
+        f'<table class="spk-table spk-lift"><tr><th>lift · capture · precision</th>{head}</tr>{"".join(rows)}</table>'
+    )
 
 
 def _gains(run: Run) -> list[Any]:
@@ -400,33 +441,44 @@ def _reliability(run: Run) -> list[Any]:
         f"<td>{r['brier_calibrated']:.3f}</td><td>{r['skill_raw']:+.2f}</td><td>{r['skill_calibrated']:+.2f}</td></tr>"
         for r in decisions["calibration"]["models"]
     )
-    table = ('<table class="spk-table spk-calibration"><tr><th>model</th><th>calibration</th><th>Brier raw</th>'
-             f"<th>Brier calibrated</th><th>skill raw</th><th>skill calibrated</th></tr>{rows}</table>")
+    table = (
+        '<table class="spk-table spk-calibration"><tr><th>model</th><th>calibration</th><th>Brier raw</th>'
+        f"<th>Brier calibrated</th><th>skill raw</th><th>skill calibrated</th></tr>{rows}</table>"
+    )
     return [plots.reliability_figure(shown, _labels(decisions)), HTML(table)]
 
 
 def backtest_table(document: dict[str, Any]) -> str:
     """HTML table of the backtest per test cutoff, pooled, and the random-split CV figure beside them."""
+
     def cell(value: Any, spec: str = ".3f") -> str:
         return f"<td>{fmt(value, spec, '–')}</td>"
 
     rows = []
     for r in document["cutoffs"]:
         if r.get("status") == "ok":
-            rows.append(f"<tr><th>{html.escape(r['test_cutoff'])}</th><td>{r['test_users']}</td>"
-                        f"<td>{r['test_churners']}</td>{cell(r['f1'])}{cell(r['pr_auc'])}{cell(r['lift_10'], '.2f')}"
-                        f"{cell(r['brier'])}</tr>")
+            rows.append(
+                f"<tr><th>{html.escape(r['test_cutoff'])}</th><td>{r['test_users']}</td>"
+                f"<td>{r['test_churners']}</td>{cell(r['f1'])}{cell(r['pr_auc'])}{cell(r['lift_10'], '.2f')}"
+                f"{cell(r['brier'])}</tr>"
+            )
         else:
-            rows.append(f"<tr><th>{html.escape(r['test_cutoff'])}</th><td colspan=\"6\">"
-                        f"{html.escape(str(r.get('status')))}</td></tr>")
+            rows.append(
+                f'<tr><th>{html.escape(r["test_cutoff"])}</th><td colspan="6">'
+                f"{html.escape(str(r.get('status')))}</td></tr>"
+            )
     o, cv = document["overall"], document["cross_validation"]
     if o:
-        rows.append(f"<tr style=\"font-weight: 600\"><th>pooled</th><td>{o['users']}</td><td>{o['churners']}</td>"
-                    f"{cell(o['f1'])}{cell(o['pr_auc'])}{cell(o['lift_10'], '.2f')}{cell(o['brier'])}</tr>")
+        rows.append(
+            f'<tr style="font-weight: 600"><th>pooled</th><td>{o["users"]}</td><td>{o["churners"]}</td>'
+            f"{cell(o['f1'])}{cell(o['pr_auc'])}{cell(o['lift_10'], '.2f')}{cell(o['brier'])}</tr>"
+        )
     if cv:
-        rows.append(f"<tr><th>random-split CV ({html.escape(cv['label_mode'])})</th><td></td><td></td>"
-                    f"<td>{cv['f1_mean']:.3f} ± {cv['f1_sd']:.3f}</td><td>{cv['pr_auc_mean']:.3f} ± "
-                    f"{cv['pr_auc_sd']:.3f}</td><td></td><td></td></tr>")
+        rows.append(
+            f"<tr><th>random-split CV ({html.escape(cv['label_mode'])})</th><td></td><td></td>"
+            f"<td>{cv['f1_mean']:.3f} ± {cv['f1_sd']:.3f}</td><td>{cv['pr_auc_mean']:.3f} ± "
+            f"{cv['pr_auc_sd']:.3f}</td><td></td><td></td></tr>"
+        )
     head = "".join(f"<th>{h}</th>" for h in ("test cutoff", "users", "churners", "F1", "PR-AUC", "lift@10%", "Brier"))
     return f'<table class="spk-table spk-backtest"><tr>{head}</tr>{"".join(rows)}</table>'
 
@@ -456,49 +508,61 @@ SECTIONS: dict[str, Section] = {
         "Data quality", "Every row read is either kept or counted under the reason it was left out.", _quality
     ),
     "level": Section("Churn by subscription level", "Level at each user's last event, within each group.", _level),
-    "pages": Section(
-        "Page usage by churn group", "How often users visit each page per 100 songs they play.", _pages
-    ),
+    "pages": Section("Page usage by churn group", "How often users visit each page per 100 songs they play.", _pages),
     "songs": Section("Songs per user", "Songs played by each user over the whole log (one point per user).", _songs),
     "over_time": Section(
         "Churn over time", "Cancellations per week, and their share of the users active that week.", _over_time
     ),
     "retention": Section(
-        "Retention", "Share of users not yet cancelled, by days since first seen (Kaplan-Meier with 95 % "
+        "Retention",
+        "Share of users not yet cancelled, by days since first seen (Kaplan-Meier with 95 % "
         "confidence bands; users who never cancelled count until the log ends), for all users and by level at "
-        "the last event, with the log-rank test between paid and free.", _retention,
+        "the last event, with the log-rank test between paid and free.",
+        _retention,
     ),
     "models": Section(
-        "Model comparison", "Each model's mean score over repeated cross-validation folds with its spread (± 1 sd), "
+        "Model comparison",
+        "Each model's mean score over repeated cross-validation folds with its spread (± 1 sd), "
         "next to the baselines; the table adds the score on held-out test users.",
         _models,
     ),
     "importance": Section(
-        "What drives the prediction", "Feature importances of the chosen model (for logistic regression: the "
-        "size of the standardised coefficient).", _importance,
+        "What drives the prediction",
+        "Feature importances of the chosen model (for logistic regression: the size of the standardised coefficient).",
+        _importance,
     ),
     "campaign": Section(
-        "Campaign: whom to contact", "Set the cost of contacting a user, the value of keeping a churner and the "
+        "Campaign: whom to contact",
+        "Set the cost of contacting a user, the value of keeping a churner and the "
         "share of contacted churners an offer keeps: the expected profit of contacting the riskiest users first "
         "(calibrated churn probabilities) is recomputed from the run's stored scores, the list is cut at the "
-        "profit-optimal number of users, with each user's main reasons.", _campaign,
+        "profit-optimal number of users, with each user's main reasons.",
+        _campaign,
     ),
     "gains": Section(
-        "Gains and lift", "Share of the held-out churners reached when contacting the riskiest held-out users first, "
-        "per model; the table gives lift over random, capture and precision at the top 5, 10 and 20 %.", _gains,
+        "Gains and lift",
+        "Share of the held-out churners reached when contacting the riskiest held-out users first, "
+        "per model; the table gives lift over random, capture and precision at the top 5, 10 and 20 %.",
+        _gains,
     ),
     "reliability": Section(
-        "Can the probabilities be trusted?", "Observed churn rate against predicted probability on held-out users "
+        "Can the probabilities be trusted?",
+        "Observed churn rate against predicted probability on held-out users "
         "(on the diagonal: calibrated); the chosen model before and after calibration on training users' "
-        "out-of-fold predictions, with Brier scores and their skill over the base rate.", _reliability,
+        "out-of-fold predictions, with Brier scores and their skill over the base rate.",
+        _reliability,
     ),
     "backtest": Section(
-        "Backtest over time", "The chosen model trained on an earlier cutoff and judged on who actually cancelled "
-        "after a later one, cutoff after cutoff, next to the random-split cross-validation figure.", _backtest,
+        "Backtest over time",
+        "The chosen model trained on an earlier cutoff and judged on who actually cancelled "
+        "after a later one, cutoff after cutoff, next to the random-split cross-validation figure.",
+        _backtest,
     ),
     "at_risk": Section(
-        "Users at risk", "Active users scored by the chosen model, riskiest first; the slider starts at the "
-        "model's decision threshold. Filter, then download the list.", _at_risk,
+        "Users at risk",
+        "Active users scored by the chosen model, riskiest first; the slider starts at the "
+        "model's decision threshold. Filter, then download the list.",
+        _at_risk,
     ),
 }
 
@@ -539,8 +603,12 @@ def show_section(run: Run | None, key: str) -> None:
     if run is None:
         return
     section = SECTIONS[key]
-    display(HTML(f'<h3 class="spk-section" data-section="{key}">{html.escape(section.title)}</h3>'
-                 f'<p class="spk-caption">{html.escape(section.caption)}</p>'))
+    display(
+        HTML(
+            f'<h3 class="spk-section" data-section="{key}">{html.escape(section.title)}</h3>'
+            f'<p class="spk-caption">{html.escape(section.caption)}</p>'
+        )
+    )
     try:
         items = build_section(run, key)
     except MissingArtifact as exc:

@@ -12,8 +12,14 @@ from sparkify_utils import artifacts, paths
 def _run(args: argparse.Namespace) -> int:
     from sparkify_utils.runtime.runner import run
 
-    run_dir = run(args.params, args.param, args.only, cell_timeout=args.cell_timeout, force=args.force,
-                  shared_spark=args.shared_spark)
+    run_dir = run(
+        args.params,
+        args.param,
+        args.only,
+        cell_timeout=args.cell_timeout,
+        force=args.force,
+        shared_spark=args.shared_spark,
+    )
     print(f"\nDone. Results: {run_dir}")
     print(f"  executed notebooks: {run_dir / artifacts.EXECUTED.name}")
     print(f"  latest run link:    {paths.latest_link()}")
@@ -25,8 +31,13 @@ def _generate(args: argparse.Namespace) -> int:
     from sparkify_utils.synth.generate import generate_log
 
     summary = generate_log(
-        args.out, users=args.users, start=args.start, end=args.end, seed=args.seed,
-        workers=args.workers, force=args.force,
+        args.out,
+        users=args.users,
+        start=args.start,
+        end=args.end,
+        seed=args.seed,
+        workers=args.workers,
+        force=args.force,
     )
     rate = summary.rows / summary.seconds if summary.seconds else float("nan")
     print(
@@ -57,15 +68,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="execute the notebook sequence into outputs/runs/<run-id>/")
     run.add_argument("--params", help="YAML parameter file (default: params/default.yaml)")
-    run.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-                     help="override one parameter (repeatable)")
+    run.add_argument(
+        "-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="override one parameter (repeatable)"
+    )
     run.add_argument("--only", nargs="+", metavar="NOTEBOOK", help=f"run only these of {artifacts.STEPS}")
     run.add_argument("--cell-timeout", type=int, default=3600, help="seconds per cell before failing")
-    run.add_argument("--force", action="store_true",
-                     help="run every step, even those an earlier run computed from the same input, parameters and code")
-    run.add_argument("--shared-spark", action=argparse.BooleanOptionalAction, default=True,
-                     help="with a local spark_master, one Spark Connect server for the whole run instead of a "
-                          "Spark driver per notebook (default: %(default)s)")
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="run every step, even those an earlier run computed from the same input, parameters and code",
+    )
+    run.add_argument(
+        "--shared-spark",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with a local spark_master, one Spark Connect server for the whole run instead of a "
+        "Spark driver per notebook (default: %(default)s)",
+    )
     run.set_defaults(func=_run)
 
     gen = sub.add_parser("generate", help="write a synthetic Sparkify-format event log")
@@ -73,8 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--start", default="2018-10-01", help="first day (UTC), YYYY-MM-DD")
     gen.add_argument("--end", default="2018-12-03", help="last day (UTC), YYYY-MM-DD")
     gen.add_argument("--seed", type=int, default=42)
-    gen.add_argument("--out", default=str(paths.default_input_path()),
-                     help="a .json file, a .json.gz file, or a directory for part files")
+    gen.add_argument(
+        "--out",
+        default=str(paths.default_input_path()),
+        help="a .json file, a .json.gz file, or a directory for part files",
+    )
     gen.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
     gen.add_argument("--force", action="store_true", help="overwrite an existing output")
     gen.set_defaults(func=_generate)

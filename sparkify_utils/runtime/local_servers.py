@@ -106,8 +106,12 @@ class LocalServers:
             # A new session per JVM: its executors and their Python workers share its process group,
             # so one killpg ends them all.
             self.processes[name] = subprocess.Popen(
-                command, env=cluster_env(), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                command,
+                env=cluster_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
 
     def leftover_processes(self) -> list[str]:
@@ -194,22 +198,46 @@ def start_local_cluster(
     root = Path(work_dir or tempfile.mkdtemp(prefix="sparkify-cluster-")).resolve()
     port, webui_port = free_port(port), free_port(webui_port)
     cluster = LocalCluster(
-        master_url=f"spark://{HOST}:{port}", webui_url=f"http://{HOST}:{webui_port}", work_dir=root,
+        master_url=f"spark://{HOST}:{port}",
+        webui_url=f"http://{HOST}:{webui_port}",
+        work_dir=root,
         _owns_work_dir=owns,
     )
     try:
-        cluster._launch("master", [
-            str(spark_script()), "org.apache.spark.deploy.master.Master",
-            "--host", HOST, "--port", str(port), "--webui-port", str(webui_port),
-        ])
+        cluster._launch(
+            "master",
+            [
+                str(spark_script()),
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--webui-port",
+                str(webui_port),
+            ],
+        )
         for index in range(workers):
             worker_dir = root / f"worker-{index}"
             worker_dir.mkdir(parents=True, exist_ok=True)
-            cluster._launch(f"worker-{index}", [
-                str(spark_script()), "org.apache.spark.deploy.worker.Worker", cluster.master_url,
-                "--cores", str(cores), "--memory", memory, "--host", HOST,
-                "--webui-port", str(free_port()), "--work-dir", str(worker_dir),
-            ])
+            cluster._launch(
+                f"worker-{index}",
+                [
+                    str(spark_script()),
+                    "org.apache.spark.deploy.worker.Worker",
+                    cluster.master_url,
+                    "--cores",
+                    str(cores),
+                    "--memory",
+                    memory,
+                    "--host",
+                    HOST,
+                    "--webui-port",
+                    str(free_port()),
+                    "--work-dir",
+                    str(worker_dir),
+                ],
+            )
         cluster._wait_for_workers(workers, timeout)
     except BaseException:
         cluster.stop()
@@ -236,16 +264,29 @@ def start_connect_server(
     port = free_port(port)
     server = LocalServers(master_url=f"sc://{HOST}:{port}", work_dir=root, _owns_work_dir=owns)
     settings = {
-        "spark.connect.grpc.binding.address": HOST, "spark.connect.grpc.binding.port": port,
-        "spark.ui.enabled": "false", **(conf or {}),
+        "spark.connect.grpc.binding.address": HOST,
+        "spark.connect.grpc.binding.port": port,
+        "spark.ui.enabled": "false",
+        **(conf or {}),
     }
     try:
-        server._launch("connect-server", [
-            str(spark_script("spark-submit")), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
-            "--name", "sparkify-connect-server", "--master", master, "--driver-memory", driver_memory,
-            "--driver-java-options", f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}",
-            *(arg for key, value in settings.items() for arg in ("--conf", f"{key}={value}")),
-        ])
+        server._launch(
+            "connect-server",
+            [
+                str(spark_script("spark-submit")),
+                "--class",
+                "org.apache.spark.sql.connect.service.SparkConnectServer",
+                "--name",
+                "sparkify-connect-server",
+                "--master",
+                master,
+                "--driver-memory",
+                driver_memory,
+                "--driver-java-options",
+                f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}",
+                *(arg for key, value in settings.items() for arg in ("--conf", f"{key}={value}")),
+            ],
+        )
         deadline = time.monotonic() + timeout
         while not _accepts(port):
             proc = server.processes["connect-server"]
@@ -288,8 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (kill, a CI runner, a service manager) and SIGHUP (a closed terminal) exit without unwinding.
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
-    parser = argparse.ArgumentParser(prog="python -m sparkify_utils.runtime.local_servers", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m sparkify_utils.runtime.local_servers",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cores", type=int, default=1, help="cores per worker")
     parser.add_argument("--memory", default="2g", help="memory each worker offers to executors")
@@ -298,13 +342,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connect", action="store_true", help="a Spark Connect server (driver on local[*])")
     args = parser.parse_args(argv)
     if args.connect:
-        servers: LocalServers = start_connect_server(master="local[*]", driver_memory=args.memory,
-                                                     port=15002 if args.port is None else args.port)
+        servers: LocalServers = start_connect_server(
+            master="local[*]", driver_memory=args.memory, port=15002 if args.port is None else args.port
+        )
         print(f"Spark Connect server: {servers.master_url}  (driver memory {args.memory}; logs in {servers.work_dir})")
         print(f"  try: sparkify run -p spark_master={servers.master_url}   (needs: pip install -e .[connect])")
     else:
-        servers = start_local_cluster(workers=args.workers, cores=args.cores, memory=args.memory,
-                                      port=7077 if args.port is None else args.port, webui_port=args.webui_port)
+        servers = start_local_cluster(
+            workers=args.workers,
+            cores=args.cores,
+            memory=args.memory,
+            port=7077 if args.port is None else args.port,
+            webui_port=args.webui_port,
+        )
         print(f"Spark standalone cluster: {servers.master_url}  (web UI {servers.webui_url})")
         print(f"  {args.workers} workers x {args.cores} core(s), {args.memory} each; logs in {servers.work_dir}")
         print(f"  try: PYSPARK_PYTHON={sys.executable} sparkify run -p spark_master={servers.master_url}")

@@ -212,8 +212,10 @@ class Plan:
         if not self.reused:
             return f"Nothing reused ({self.why}); {running}" if self.why else running.capitalize()
         because = f" ({self.why})" if self.why else ""
-        return (f"{', '.join(self.reused)} reused from run {self.source.run_id} (same input, parameters and "
-                f"code); {running}{because}")
+        return (
+            f"{', '.join(self.reused)} reused from run {self.source.run_id} (same input, parameters and "
+            f"code); {running}{because}"
+        )
 
 
 def _reusable_prefix(steps: Sequence[str], current: Current, earlier: Earlier) -> tuple[tuple[str, ...], str]:
@@ -271,19 +273,25 @@ def plan(
     upstream = [s for s in steps[: steps.index(selected[0])] if s in producing]
     gaps = sorted(required - set(upstream))
     if gaps:
-        raise ReuseError(f"--only {' '.join(selected)} also needs {', '.join(gaps)}, which comes after a "
-                         f"selected step: add it to --only, or run without --only.")
+        raise ReuseError(
+            f"--only {' '.join(selected)} also needs {', '.join(gaps)}, which comes after a "
+            f"selected step: add it to --only, or run without --only."
+        )
     hints = "".join(f", or set {INDEPENDENT_WITH[s]}" for s in selected if s in INDEPENDENT_WITH)
     wanted = f"--only {' '.join(selected)} needs the outputs of {', '.join(upstream)}"
     if force:
         raise ReuseError(f"{wanted}, and --force reuses nothing. Fix: run without --only{hints}.")
     if not local_spark_dir:
-        raise ReuseError(f"{wanted} from an earlier run, but spark_dir is a URL and datasets there are not "
-                         f"reused. Fix: run without --only{hints}.")
+        raise ReuseError(
+            f"{wanted} from an earlier run, but spark_dir is a URL and datasets there are not "
+            f"reused. Fix: run without --only{hints}."
+        )
     prefix, source, why = _best(upstream, current, candidates)
     if len(prefix) < len(upstream):
-        raise ReuseError(f"{wanted} from an earlier run with the same input, parameters and code, and none has "
-                         f"them ({why}). Fix: run without --only{hints}.")
+        raise ReuseError(
+            f"{wanted} from an earlier run with the same input, parameters and code, and none has "
+            f"them ({why}). Fix: run without --only{hints}."
+        )
     return Plan(prefix, source, tuple(selected))
 
 
@@ -331,6 +339,12 @@ def materialize(plan_: Plan, run_dir: Path, spark_dir: str) -> dict[str, dict[st
             shutil.copy2(source.run_dir / artifacts.FIGURES.name / name, target)
         executed = run_dir / artifacts.EXECUTED.name / f"{step}.ipynb"
         shutil.copy2(source.run_dir / artifacts.EXECUTED.name / f"{step}.ipynb", executed)
-        records[step] = {"status": "reused", "reused_from": source.origin(step), **record, "linked": linked,
-                         "output": str(executed), "seconds": round(time.perf_counter() - started, 1)}
+        records[step] = {
+            "status": "reused",
+            "reused_from": source.origin(step),
+            **record,
+            "linked": linked,
+            "output": str(executed),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
     return records

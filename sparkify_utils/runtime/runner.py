@@ -50,8 +50,19 @@ DEFAULT_CELL_TIMEOUT = 3600
 FULL_HASH_LIMIT = 1 << 30
 _SAMPLE = 1 << 20
 _VERSIONED = (
-    "sparkify-churn", "pyspark", "pandas", "numpy", "pyarrow", "scipy", "papermill", "nbclient",
-    "ipykernel", "plotly", "voila", "ipywidgets", "pyyaml",
+    "sparkify-churn",
+    "pyspark",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "scipy",
+    "papermill",
+    "nbclient",
+    "ipykernel",
+    "plotly",
+    "voila",
+    "ipywidgets",
+    "pyyaml",
 )
 
 
@@ -189,7 +200,10 @@ def _figures(run_dir: Path) -> dict[str, int]:
 
 @contextlib.contextmanager
 def _spark_for_run(
-    steps: Sequence[str], effective: dict[str, dict[str, Any]], shared: bool, echo: Callable[[str], None],
+    steps: Sequence[str],
+    effective: dict[str, dict[str, Any]],
+    shared: bool,
+    echo: Callable[[str], None],
 ) -> Iterator[dict[str, Any]]:
     """One Spark Connect server for the run's notebooks when their master is local; yields how Spark runs.
 
@@ -207,17 +221,25 @@ def _spark_for_run(
     elif shared and master.startswith("local"):
         settings, started = effective[spark_steps[0]], time.perf_counter()
         try:
-            server = start_connect_server(master=master, driver_memory=settings["driver_memory"],
-                                          conf=settings.get("spark_conf") or {})
+            server = start_connect_server(
+                master=master, driver_memory=settings["driver_memory"], conf=settings.get("spark_conf") or {}
+            )
         except ClusterError as exc:
             echo(f"Each notebook starts its own Spark: the run's Spark Connect server did not start ({exc})")
             info["connect_server_error"] = str(exc).splitlines()[0]
     if server:
-        info = {"mode": "connect-server", "url": server.master_url, "pid": server.processes["connect-server"].pid,
-                "master": master, "driver_memory": settings["driver_memory"],
-                "start_seconds": round(time.perf_counter() - started, 1)}
-        echo(f"Spark for this run: {server.master_url} ({master}, driver memory {settings['driver_memory']}), "
-             f"started in {info['start_seconds']:.1f} s")
+        info = {
+            "mode": "connect-server",
+            "url": server.master_url,
+            "pid": server.processes["connect-server"].pid,
+            "master": master,
+            "driver_memory": settings["driver_memory"],
+            "start_seconds": round(time.perf_counter() - started, 1),
+        }
+        echo(
+            f"Spark for this run: {server.master_url} ({master}, driver memory {settings['driver_memory']}), "
+            f"started in {info['start_seconds']:.1f} s"
+        )
         os.environ[SPARK_REMOTE_ENV] = server.master_url
     try:
         yield info
@@ -289,8 +311,14 @@ def run(
     input_info = fingerprint_input(input_path)
     current = _current(effective, input_info, versions)
     try:
-        plan = reuse.plan(selected, bool(only), current, reuse.earlier_runs(), force=force,
-                          local_spark_dir=not paths.is_url(spark_dir))
+        plan = reuse.plan(
+            selected,
+            bool(only),
+            current,
+            reuse.earlier_runs(),
+            force=force,
+            local_spark_dir=not paths.is_url(spark_dir),
+        )
     except reuse.ReuseError as exc:
         raise RunError(str(exc)) from None
 
@@ -303,8 +331,11 @@ def run(
         "params_file": str(params_file),
         "parameters": redact(params),
         "notebooks": {nb: {"status": "pending"} for nb in artifacts.STEPS if nb in plan.reused + plan.run},
-        "reuse": {"from": plan.source.run_id if plan.source else None, "steps": list(plan.reused),
-                  "message": plan.message()},
+        "reuse": {
+            "from": plan.source.run_id if plan.source else None,
+            "steps": list(plan.reused),
+            "message": plan.message(),
+        },
         "git": _git_commit(),
         "versions": versions,
         "input": input_info,
@@ -327,8 +358,12 @@ def run(
                     if nb_params.get("spark_dir"):
                         nb_params["spark_dir"] = run_spark_dir
                     output = run_dir / artifacts.EXECUTED.name / f"{step}.ipynb"
-                    manifest["notebooks"][step].update(status="running", output=str(output),
-                                                       parameters=current.parameters[step], code=current.code[step])
+                    manifest["notebooks"][step].update(
+                        status="running",
+                        output=str(output),
+                        parameters=current.parameters[step],
+                        code=current.code[step],
+                    )
                     _write_json(manifest_path, manifest)
                     _run_step(step, f"[{index}/{len(plan.run)}]", nb_params, manifest, execute, cell_timeout, echo)
                     _write_json(manifest_path, manifest)
@@ -341,8 +376,9 @@ def run(
                 _write_json(manifest_path, manifest)
             begun = any(nb["status"] == "ok" for nb in manifest["notebooks"].values())
             where = f"during {running[0]}" if running else "between notebooks" if begun else "before the first notebook"
-            raise RunInterrupted(f"interrupted {where}; run {run_id} is recorded as interrupted, "
-                                 f"outputs/latest is unchanged") from None
+            raise RunInterrupted(
+                f"interrupted {where}; run {run_id} is recorded as interrupted, outputs/latest is unchanged"
+            ) from None
         except Exception as exc:
             manifest.update(status="failed", seconds=round(time.perf_counter() - started, 1))
             manifest.setdefault("error", f"{type(exc).__name__}: {exc}")

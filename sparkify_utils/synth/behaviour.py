@@ -74,10 +74,30 @@ class Persona:
 PERSONAS = (
     Persona("loyal", 0.35, cancel=0.2, advert=0.7, thumbs_down=0.7, downgrade=0.6, upgrade=1.3, social=1.3),
     Persona("steady", 0.30, cancel=0.7),
-    Persona("restless", 0.20, cancel=1.8, ad_cancel=3, paid_advert=15, thumbs_down=2.5, error=4, downgrade=1.5,
-            logout=1.5, upgrade=1.2),
-    Persona("frustrated", 0.15, cancel=2.6, ad_cancel=4, paid_advert=30, thumbs_down=4.5, error=8, downgrade=2,
-            logout=2, social=0.85),
+    Persona(
+        "restless",
+        0.20,
+        cancel=1.8,
+        ad_cancel=3,
+        paid_advert=15,
+        thumbs_down=2.5,
+        error=4,
+        downgrade=1.5,
+        logout=1.5,
+        upgrade=1.2,
+    ),
+    Persona(
+        "frustrated",
+        0.15,
+        cancel=2.6,
+        ad_cancel=4,
+        paid_advert=30,
+        thumbs_down=4.5,
+        error=8,
+        downgrade=2,
+        logout=2,
+        social=0.85,
+    ),
 )
 
 
@@ -209,11 +229,13 @@ def _user_agents() -> list[str]:
     for i, platform in enumerate(tables.UA_PLATFORMS):
         if platform.startswith("Macintosh"):
             version, webkit = tables.UA_SAFARI[i % len(tables.UA_SAFARI)]
-            agents.append(f"Mozilla/5.0 ({platform}) AppleWebKit/{webkit} (KHTML, like Gecko) "
-                          f"Version/{version} Safari/{webkit}")
-        for chrome in tables.UA_CHROME[i % 3::3]:
-            agents.append(f"Mozilla/5.0 ({platform}) AppleWebKit/537.36 (KHTML, like Gecko) "
-                          f"Chrome/{chrome} Safari/537.36")
+            agents.append(
+                f"Mozilla/5.0 ({platform}) AppleWebKit/{webkit} (KHTML, like Gecko) Version/{version} Safari/{webkit}"
+            )
+        for chrome in tables.UA_CHROME[i % 3 :: 3]:
+            agents.append(
+                f"Mozilla/5.0 ({platform}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{chrome} Safari/537.36"
+            )
         firefox = tables.UA_FIREFOX[i % len(tables.UA_FIREFOX)]
         agents.append(f"Mozilla/5.0 ({platform}; rv:{firefox}) Gecko/20100101 Firefox/{firefox}")
     return agents + list(tables.UA_MOBILE)
@@ -248,7 +270,8 @@ def song_catalogue(seed: int) -> _Catalogue:
     artists = [
         (f"{f} {la}", f"The {ad} {ns}", f"{p} {n}", f"{ad} {n}", f"{la} {s}", f"{f} {la} & The {ns}")[k]
         for f, la, ad, n, ns, p, s, k in zip(
-            first, last, adj, noun, plural, prefix, suffix, patterns.tolist(), strict=True)
+            first, last, adj, noun, plural, prefix, suffix, patterns.tolist(), strict=True
+        )
     ]
     t = _TRACKS
     artist_of = np.searchsorted(_zipf_cdf(a, _ARTIST_ZIPF, 2.0), rng.random(t))
@@ -277,6 +300,7 @@ def song_catalogue(seed: int) -> _Catalogue:
 @lru_cache(maxsize=1)
 def profile_lists() -> dict[str, tuple[list[str], np.ndarray]]:
     """JSON-quoted profile values with their popularity CDFs."""
+
     def quoted(values: list[str] | tuple[str, ...], exponent: float, offset: float) -> tuple[list[str], np.ndarray]:
         return [json.dumps(v) for v in values], _zipf_cdf(len(values), exponent, offset)
 

@@ -22,11 +22,28 @@ from sparkify_utils.data.schema import CANCEL_PAGES, CHURN_PAGE, PAGES, SONG_PAG
 
 #: Page shares (%) of the real mini log.
 REAL_PAGE_SHARE = {
-    "NextSong": 79.62, "Home": 5.05, "Thumbs Up": 4.38, "Add to Playlist": 2.28, "Add Friend": 1.49,
-    "Roll Advert": 1.37, "Login": 1.13, "Logout": 1.13, "Thumbs Down": 0.89, "Downgrade": 0.72, "Help": 0.60,
-    "Settings": 0.53, "About": 0.32, "Upgrade": 0.17, "Save Settings": 0.11, "Error": 0.09,
-    "Submit Upgrade": 0.055, "Submit Downgrade": 0.022, "Cancel": 0.018, "Cancellation Confirmation": 0.018,
-    "Register": 0.006, "Submit Registration": 0.002,
+    "NextSong": 79.62,
+    "Home": 5.05,
+    "Thumbs Up": 4.38,
+    "Add to Playlist": 2.28,
+    "Add Friend": 1.49,
+    "Roll Advert": 1.37,
+    "Login": 1.13,
+    "Logout": 1.13,
+    "Thumbs Down": 0.89,
+    "Downgrade": 0.72,
+    "Help": 0.60,
+    "Settings": 0.53,
+    "About": 0.32,
+    "Upgrade": 0.17,
+    "Save Settings": 0.11,
+    "Error": 0.09,
+    "Submit Upgrade": 0.055,
+    "Submit Downgrade": 0.022,
+    "Cancel": 0.018,
+    "Cancellation Confirmation": 0.018,
+    "Register": 0.006,
+    "Submit Registration": 0.002,
 }
 #: Real mini log: 286,500 rows for 225 users over 63 days.
 REAL_ROWS_PER_USER = 286_500 / 225
@@ -80,9 +97,12 @@ def rf_cv_auc(users: DataFrame, folds: int = 5, repeats: int = 5, seed: int = 42
     having a Cancellation Confirmation, and the Cancel pages are left out of the features.
     """
     features = [_column(p) for p in PAGES if p not in CANCEL_PAGES]
-    data = VectorAssembler(inputCols=features, outputCol="features").transform(
-        users.withColumn("label", (F.col(_column(CHURN_PAGE)) > 0).cast("double"))
-    ).select("label", "features").cache()
+    data = (
+        VectorAssembler(inputCols=features, outputCol="features")
+        .transform(users.withColumn("label", (F.col(_column(CHURN_PAGE)) > 0).cast("double")))
+        .select("label", "features")
+        .cache()
+    )
     evaluator = BinaryClassificationEvaluator(metricName="areaUnderROC")
     aucs = []
     for repeat in range(repeats):
@@ -114,54 +134,113 @@ def _report(counts: pd.DataFrame, aucs: list[float]) -> list[CalibrationRow]:
     rows: list[CalibrationRow] = []
 
     expected = REAL_ROWS_PER_USER * n_users
-    rows.append(CalibrationRow(
-        "rows", f"{total:,}", f"{expected:,.0f} ±{ROWS_TOLERANCE:.0%} ({REAL_ROWS_PER_USER:,.0f}/user)",
-        abs(total / expected - 1) <= ROWS_TOLERANCE))
+    rows.append(
+        CalibrationRow(
+            "rows",
+            f"{total:,}",
+            f"{expected:,.0f} ±{ROWS_TOLERANCE:.0%} ({REAL_ROWS_PER_USER:,.0f}/user)",
+            abs(total / expected - 1) <= ROWS_TOLERANCE,
+        )
+    )
     users["churn"] = users[_column(CHURN_PAGE)] > 0
     churn = 100 * users["churn"].mean()
-    rows.append(CalibrationRow("churners % of users", f"{churn:.1f} ({users['churn'].sum()}/{n_users})",
-                               f"{CHURN_RANGE[0]:g}–{CHURN_RANGE[1]:g} (real 23.1)", _within(churn, *CHURN_RANGE)))
+    rows.append(
+        CalibrationRow(
+            "churners % of users",
+            f"{churn:.1f} ({users['churn'].sum()}/{n_users})",
+            f"{CHURN_RANGE[0]:g}–{CHURN_RANGE[1]:g} (real 23.1)",
+            _within(churn, *CHURN_RANGE),
+        )
+    )
     for page, real in REAL_PAGE_SHARE.items():
         share = 100 * counts[_column(page)].sum() / total
         if real > CHECKED_PAGE_SHARE:
-            rows.append(CalibrationRow(f"page % {page}", f"{share:.2f}", f"{real:.2f} ±{PAGE_SHARE_TOLERANCE:.0%}",
-                                       abs(share / real - 1) <= PAGE_SHARE_TOLERANCE))
+            rows.append(
+                CalibrationRow(
+                    f"page % {page}",
+                    f"{share:.2f}",
+                    f"{real:.2f} ±{PAGE_SHARE_TOLERANCE:.0%}",
+                    abs(share / real - 1) <= PAGE_SHARE_TOLERANCE,
+                )
+            )
     missing = [p for p in PAGES if counts[_column(p)].sum() == 0]
     present = f"{len(PAGES) - len(missing)}" + (f" (no {', '.join(missing)})" if missing else "")
     rows.append(CalibrationRow("pages present", present, f"{len(PAGES)}", not missing))
     anon = 100 * float(anonymous["rows"].sum()) / total
-    rows.append(CalibrationRow("rows with empty userId %", f"{anon:.2f}",
-                               f"{ANONYMOUS_RANGE[0]:g}–{ANONYMOUS_RANGE[1]:g} (real 2.91)",
-                               _within(anon, *ANONYMOUS_RANGE)))
+    rows.append(
+        CalibrationRow(
+            "rows with empty userId %",
+            f"{anon:.2f}",
+            f"{ANONYMOUS_RANGE[0]:g}–{ANONYMOUS_RANGE[1]:g} (real 2.91)",
+            _within(anon, *ANONYMOUS_RANGE),
+        )
+    )
     paid = 100 * float(counts["paid_rows"].sum()) / total
-    rows.append(CalibrationRow("paid rows %", f"{paid:.1f}", f"{PAID_RANGE[0]:g}–{PAID_RANGE[1]:g} (real 79.6)",
-                               _within(paid, *PAID_RANGE)))
+    rows.append(
+        CalibrationRow(
+            "paid rows %", f"{paid:.1f}", f"{PAID_RANGE[0]:g}–{PAID_RANGE[1]:g} (real 79.6)", _within(paid, *PAID_RANGE)
+        )
+    )
     events = users["rows"]
     median, mean, top = float(events.median()), float(events.mean()), float(events.max())
-    rows.append(CalibrationRow("events/user median ÷ mean", f"{median / mean:.2f} ({median:,.0f} / {mean:,.0f})",
-                               f"≤ {MEDIAN_OVER_MEAN_MAX} (real 0.69)", median / mean <= MEDIAN_OVER_MEAN_MAX))
-    rows.append(CalibrationRow("events/user max ÷ median", f"{top / median:.1f} ({top:,.0f})",
-                               f"> {MAX_OVER_MEDIAN_MIN:g} (real 11.4)", top / median > MAX_OVER_MEDIAN_MIN))
+    rows.append(
+        CalibrationRow(
+            "events/user median ÷ mean",
+            f"{median / mean:.2f} ({median:,.0f} / {mean:,.0f})",
+            f"≤ {MEDIAN_OVER_MEAN_MAX} (real 0.69)",
+            median / mean <= MEDIAN_OVER_MEAN_MAX,
+        )
+    )
+    rows.append(
+        CalibrationRow(
+            "events/user max ÷ median",
+            f"{top / median:.1f} ({top:,.0f})",
+            f"> {MAX_OVER_MEDIAN_MIN:g} (real 11.4)",
+            top / median > MAX_OVER_MEDIAN_MIN,
+        )
+    )
     songs = users[_column(SONG_PAGE)]
     ratio = _ratio_of_medians(users, songs)
-    rows.append(CalibrationRow("songs churn ÷ non-churn (medians)", f"{ratio:.2f}",
-                               f"{SONGS_RATIO_RANGE[0]:g}–{SONGS_RATIO_RANGE[1]:g} (real 0.61)",
-                               _within(ratio, *SONGS_RATIO_RANGE)))
+    rows.append(
+        CalibrationRow(
+            "songs churn ÷ non-churn (medians)",
+            f"{ratio:.2f}",
+            f"{SONGS_RATIO_RANGE[0]:g}–{SONGS_RATIO_RANGE[1]:g} (real 0.61)",
+            _within(ratio, *SONGS_RATIO_RANGE),
+        )
+    )
     for page, real in (("Roll Advert", 2.34), ("Thumbs Down", 1.49)):
         ratio = _ratio_of_medians(users, users[_column(page)] / songs.clip(lower=1))
-        rows.append(CalibrationRow(f"{page} per song churn ÷ non-churn", f"{ratio:.2f}",
-                                   f"≥ {PER_SONG_RATIO_MIN} (real {real})", ratio >= PER_SONG_RATIO_MIN))
+        rows.append(
+            CalibrationRow(
+                f"{page} per song churn ÷ non-churn",
+                f"{ratio:.2f}",
+                f"≥ {PER_SONG_RATIO_MIN} (real {real})",
+                ratio >= PER_SONG_RATIO_MIN,
+            )
+        )
     mean_auc = sum(aucs) / len(aucs)
     sd_auc = (sum((a - mean_auc) ** 2 for a in aucs) / max(len(aucs) - 1, 1)) ** 0.5
-    rows.append(CalibrationRow(f"RF ROC-AUC ({len(aucs)} CV folds)", f"{mean_auc:.3f} ± {sd_auc:.3f}",
-                               f"{AUC_RANGE[0]:g}–{AUC_RANGE[1]:g} (real ≈0.65)", _within(mean_auc, *AUC_RANGE)))
+    rows.append(
+        CalibrationRow(
+            f"RF ROC-AUC ({len(aucs)} CV folds)",
+            f"{mean_auc:.3f} ± {sd_auc:.3f}",
+            f"{AUC_RANGE[0]:g}–{AUC_RANGE[1]:g} (real ≈0.65)",
+            _within(mean_auc, *AUC_RANGE),
+        )
+    )
     n, s, sq = (float(counts[c].sum()) for c in ("length_n", "length_sum", "length_sq"))
     length_mean = s / n
     length_sd = ((sq - n * length_mean**2) / (n - 1)) ** 0.5
-    rows.append(CalibrationRow("song length mean / sd (s)", f"{length_mean:.1f} / {length_sd:.1f}",
-                               f"{LENGTH_MEAN} / {LENGTH_SD} ±{LENGTH_TOLERANCE:.0%}",
-                               abs(length_mean / LENGTH_MEAN - 1) <= LENGTH_TOLERANCE
-                               and abs(length_sd / LENGTH_SD - 1) <= LENGTH_TOLERANCE))
+    rows.append(
+        CalibrationRow(
+            "song length mean / sd (s)",
+            f"{length_mean:.1f} / {length_sd:.1f}",
+            f"{LENGTH_MEAN} / {LENGTH_SD} ±{LENGTH_TOLERANCE:.0%}",
+            abs(length_mean / LENGTH_MEAN - 1) <= LENGTH_TOLERANCE
+            and abs(length_sd / LENGTH_SD - 1) <= LENGTH_TOLERANCE,
+        )
+    )
     return rows
 
 
@@ -200,8 +279,9 @@ def format_report(rows: list[CalibrationRow]) -> str:
     header = ("check", "value", "target", "ok")
     lines = [header] + [(r.check, r.value, r.target, "pass" if r.passed else "FAIL") for r in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(3)]
-    text = ["  ".join(cell.ljust(w) for cell, w in zip(line[:3], widths, strict=True)) + "  " + line[3]
-            for line in lines]
+    text = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line[:3], widths, strict=True)) + "  " + line[3] for line in lines
+    ]
     passed = sum(r.passed for r in rows)
     text.append(f"{passed}/{len(rows)} checks pass")
     return "\n".join(text)

@@ -74,7 +74,6 @@ class _Plan:
     end: int  # epoch seconds, exclusive
 
 
-
 @lru_cache(maxsize=4)
 def _strata(seed: int, users: int) -> tuple[list[int], list[int]]:
     """Persona of each user and rank of its session pace, dealt from shuffled strata.
@@ -380,5 +379,6 @@ def generate_log(
         ok = True
     finally:
         writer.close(ok)
-    return GenerateSummary(path=str(out), users=appeared, rows=rows, bytes=size,
-                           seconds=round(time.perf_counter() - began, 3))
+    return GenerateSummary(
+        path=str(out), users=appeared, rows=rows, bytes=size, seconds=round(time.perf_counter() - began, 3)
+    )
