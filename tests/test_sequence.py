@@ -31,9 +31,10 @@ pytestmark = pytest.mark.slow
 CI = paths.PARAMS_DIR / "ci.yaml"
 #: How long an interrupted run may take to stop its kernel and Spark and exit.
 STOP_TIMEOUT = 120
-#: A generated log whose default 28-day horizon holds enough churners for params/ci.yaml's 3-fold CV
-#: (the 100-user CI log has about 6).
-HORIZON_USERS, HORIZON_DAYS = 200, 28
+#: A generated log whose default 21-day horizon holds enough churners (14) for params/ci.yaml's 3-fold CV
+#: (the 100-user CI log has about 6), and whose 63 days leave room for the backtest's three cutoffs, each
+#: trained one horizon earlier.
+HORIZON_USERS, HORIZON_SEED, HORIZON_DAYS = 240, 3, 21
 
 
 def manifest_of(run_dir: Path) -> dict:
@@ -127,7 +128,7 @@ def horizon_churners(log: Path, horizon_days: int, users: set[str]) -> set[str]:
 def test_horizon_labels_through_the_models_with_datasets_outside_the_run(tmp_path):
     """Horizon mode end to end on a log with enough horizon churners for the CV, and spark_dir elsewhere."""
     log = paths.data_dir() / "sparkify_horizon.json"
-    generate_log(log, users=HORIZON_USERS, seed=7, force=True)
+    generate_log(log, users=HORIZON_USERS, seed=HORIZON_SEED, force=True)
     spark_dir = tmp_path / "spark"
     run_dir = run(
         CI,
@@ -158,6 +159,9 @@ def test_horizon_labels_through_the_models_with_datasets_outside_the_run(tmp_pat
     assert set(held_out["userId"]) <= set(features["userId"])
     assert metrics["split"]["train_churners"] + metrics["split"]["test_churners"] == len(churners)
     assert metrics["chosen_model"] in metrics["models"]
+    # The backtest judges the same horizon label, out of time: three cutoffs, each with its own churners.
+    backtest = json.loads((run_dir / artifacts.BACKTEST.name).read_text())
+    assert len(backtest["cutoffs"]) == 3 and backtest["overall"]["churners"] > 0
 
 
 def processes_marked(mark: str) -> list[str]:
