@@ -18,7 +18,7 @@ from sparkify_utils import artifacts, paths
 from sparkify_utils.data import schema
 from sparkify_utils.modeling.economics import EconomicsError
 from sparkify_utils.modeling.survival import durations, kaplan_meier
-from sparkify_utils.report import analysis, run, server, views
+from sparkify_utils.report import analysis, decision_views, run, server, views
 from sparkify_utils.report.analysis import filter_at_risk, retention_curves
 from sparkify_utils.report.run import ArtifactError, MissingArtifact, Run, open_run
 from sparkify_utils.report.views import build_section
@@ -539,7 +539,7 @@ def test_campaign_is_recomputed_from_stored_scores(fake_run):
 def test_campaign_widget_follows_its_sliders(fake_run):
     decisions = json.loads((fake_run.path / "decisions.json").read_text())
     scored = pd.read_csv(fake_run.path / "at_risk_users.csv", dtype={"userId": str})
-    box = views.campaign_widget(decisions, scored)
+    box = decision_views.campaign_widget(decisions, scored)
     (cost, value, save), summary, _, body = box.children[0].children, *box.children[1:]
     assert (cost.value, value.value, save.value) == (5.0, 60.0, 0.25)
     assert "<svg" in box.children[2].value and "best k = " in box.children[2].value
