@@ -9,46 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    DateType,
-    DoubleType,
-    IntegerType,
-    LongType,
-    StringType,
-    StructField,
-    StructType,
-)
 
 from sparkify_utils.data import schema
 from sparkify_utils.data.label import label_users
+from sparkify_utils.data.read import EVENTS_SCHEMA
 from sparkify_utils.features import build, catalog, univariate, window
 
 START = dt.datetime(2018, 10, 1, tzinfo=dt.UTC)
 DAY = schema.DAY_MS
 
-EVENT_SCHEMA = StructType(
-    [
-        StructField("artist", StringType()),
-        StructField("auth", StringType()),
-        StructField("firstName", StringType()),
-        StructField("gender", StringType()),
-        StructField("itemInSession", IntegerType()),
-        StructField("lastName", StringType()),
-        StructField("length", DoubleType()),
-        StructField("level", StringType()),
-        StructField("location", StringType()),
-        StructField("method", StringType()),
-        StructField("page", StringType()),
-        StructField("registration", LongType()),
-        StructField("sessionId", LongType()),
-        StructField("song", StringType()),
-        StructField("status", IntegerType()),
-        StructField("ts", LongType()),
-        StructField("userAgent", StringType()),
-        StructField("userId", StringType()),
-        StructField("event_date", DateType()),
-    ]
-)
 WINDOWS_UA = "Mozilla/5.0 (Windows NT 6.1; WOW64) AppleWebKit/537.36 Chrome/36.0 Safari/537.36"
 IPHONE_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 7_1_2 like Mac OS X) AppleWebKit/537.51.2 Mobile/11D257"
 MAC_UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_4) AppleWebKit/537.77.4 Safari/537.77.4"
@@ -150,7 +119,7 @@ def base_rows() -> list[tuple]:
 
 def frame(spark, rows):
     """DataFrame of clean events from rows."""
-    return spark.createDataFrame(rows, EVENT_SCHEMA)
+    return spark.createDataFrame(rows, EVENTS_SCHEMA)  # the clean-events contract 01 writes
 
 
 def as_pandas(df) -> pd.DataFrame:
