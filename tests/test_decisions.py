@@ -119,6 +119,22 @@ def test_cox_model_finds_the_covariate_that_drives_the_hazard():
     assert abs(survival.fit_cox(shuffled, ["risk", "noise"], train).concordance_test - 0.5) < 0.1
 
 
+def test_calibrators_are_never_judged_on_a_user_they_were_fit_on():
+    """With one prediction per user and CV repeat, an ungrouped calibration CV sees a user's other copies in
+    training: isotonic regression memorises pure noise and looks best. Grouped by user, it does not."""
+    chosen = []
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        y, score = (rng.random(150) < 0.25).astype(int), rng.random(150) * 0.3 + 0.35  # score unrelated to y
+        users, y3, score3 = np.repeat(np.arange(150), 3), np.repeat(y, 3), np.repeat(score, 3)
+        _, leaky = reliability.choose_calibrator(y3, score3, seed=1)
+        calibrator, grouped = reliability.choose_calibrator(y3, score3, seed=1, groups=users)
+        leaky, grouped = leaky.set_index("method")["brier_mean"], grouped.set_index("method")["brier_mean"]
+        assert grouped["isotonic"] > leaky["isotonic"]
+        chosen.append(calibrator.method)
+    assert chosen.count("isotonic") <= 1
+
+
 # --- the decision evaluation of a real comparison (modeling.decisions) ----------------------------------------
 
 DAY_MS = 86_400_000
@@ -186,10 +202,16 @@ def test_calibration_is_fit_on_training_users_only(comparison):
     result, lifetimes = comparison
     held_out = set(result.predictions["userId"])
     validation = result.validation
-    # One out-of-fold prediction per training user and model (first CV repeat), none of a held-out user.
+    # One out-of-fold prediction per training user, model and CV repeat, none of a held-out user.
     assert not held_out & set(validation["userId"])
     assert (validation.groupby("model")["userId"].nunique() == result.split["train_users"]).all()
-    assert not validation.duplicated(["model", "userId"]).any()
+    repeats = result.parameters["cv_repeats"]
+    assert repeats > 1 and set(validation["repeat"]) == set(range(repeats))
+    assert (validation.groupby("model").size() == repeats * result.split["train_users"]).all()
+    assert not validation.duplicated(["model", "repeat", "userId"]).any()
+    # A user's predictions differ between repeats (other folds), so every repeat adds calibration data.
+    spread = validation.groupby(["model", "userId"])["probability"].nunique()
+    assert (spread > 1).mean() > 0.5
     decision = decisions.evaluate(result, ECON, lifetimes, seed=1)
     table = decision.calibration.set_index("model")
     assert set(table.index) == set(ONE_POINT_GRIDS)
@@ -198,7 +220,7 @@ def test_calibration_is_fit_on_training_users_only(comparison):
         assert table.at[model, "brier_raw"] == pytest.approx(reliability.brier(held["label"], held["probability"]))
         # The calibrator is the one choose_calibrator picks from the training users' predictions alone.
         oof = validation[validation["model"] == model]
-        expected, _ = reliability.choose_calibrator(oof["label"], oof["probability"], seed=1)
+        expected, _ = reliability.choose_calibrator(oof["label"], oof["probability"], seed=1, groups=oof["userId"])
         assert decision.calibrators[model].method == expected.method == table.at[model, "method"]
     # Held-out scores: calibrated, riskiest first, and the economics use exactly them.
     held = decision.held_out
@@ -226,12 +248,12 @@ def test_survival_is_wired_and_skipped_with_a_reason(comparison, tmp_path):
     assert ratios.at["songs", "hazard_ratio"] < 1 and 0.5 < s.concordance_test <= 1
     assert s.tests["high_vs_low_risk"]["p_value"] < 0.05
     # A user's own table: no timestamps, so survival is skipped with the reason; the rest still works.
-    none, reason = decisions.load_lifetimes(run_paths(str(tmp_path / "run")), "my_table.parquet")
+    none, reason = survival.load_lifetimes(run_paths(str(tmp_path / "run")), "my_table.parquet")
     assert none is None and "my_table.parquet" in reason and "skipped" in reason
     skipped = decisions.evaluate(result, ECON, None, seed=1, no_survival_reason=reason)
     assert skipped.survival is None and skipped.survival_note == reason
     assert reason in decisions.summary_text(skipped)
-    none, reason = decisions.load_lifetimes(run_paths(str(tmp_path / "empty-run")))
+    none, reason = survival.load_lifetimes(run_paths(str(tmp_path / "empty-run")))
     assert none is None and "user_lifetimes.csv" in reason
 
 
@@ -323,10 +345,9 @@ def test_at_risk_list_carries_calibrated_probabilities_and_exact_reasons(compari
 # --- out-of-time backtest (modeling.backtest) -------------------------------------------------------------------
 
 
-def test_backtest_cutoffs_leave_a_horizon_between_training_and_test(spark):
-    from sparkify_utils.modeling import backtest
-
-    users = spark.createDataFrame(
+def _two_user_log(spark):
+    """The users table of a 63-day log (2018-10-01 .. 2018-12-02) with one stayer and one churner."""
+    return spark.createDataFrame(
         pd.DataFrame(
             {
                 "userId": ["a", "b"],
@@ -337,6 +358,12 @@ def test_backtest_cutoffs_leave_a_horizon_between_training_and_test(spark):
             }
         )
     )
+
+
+def test_backtest_cutoffs_leave_a_horizon_between_training_and_test(spark):
+    from sparkify_utils.modeling import backtest
+
+    users = _two_user_log(spark)
     pairs = backtest.plan_cutoffs(users, cutoffs=3, step_days=7, horizon_days=14)
     # The log ends at the midnight after its last event (2018-12-03); the last test cutoff leaves a horizon.
     assert [(a.isoformat(), b.isoformat()) for a, b in pairs] == [
@@ -346,10 +373,24 @@ def test_backtest_cutoffs_leave_a_horizon_between_training_and_test(spark):
     ]
     # Every training label (cancelled within 14 days of the training cutoff) is known on the test cutoff.
     assert all((test - train).days == 14 for train, test in pairs)
-    with pytest.raises(backtest.BacktestError, match="backtest_cutoffs=8.*before the log's first event"):
-        backtest.plan_cutoffs(users, cutoffs=8, step_days=7, horizon_days=14)
+    # More cutoffs than the log holds: the ones that fit (the latest), none reaching before the first event.
+    fitting = backtest.plan_cutoffs(users, cutoffs=8, step_days=7, horizon_days=14)
+    assert fitting[-3:] == pairs and len(fitting) == 5
+    assert fitting[0][0].isoformat() == "2018-10-08"
+    assert backtest.plan_cutoffs(users, cutoffs=3, step_days=7, horizon_days=40) == []
     with pytest.raises(backtest.BacktestError, match="backtest_step_days=0"):
         backtest.plan_cutoffs(users, cutoffs=3, step_days=0, horizon_days=14)
+
+
+def test_backtest_that_does_not_fit_the_log_is_skipped_with_the_fix_not_failed(comparison, spark):
+    from sparkify_utils.modeling import backtest
+
+    result, _ = comparison
+    users = _two_user_log(spark)
+    # A 40-day horizon leaves no training window in a 63-day log: the run goes on, the backtest says why not.
+    none = backtest.run_backtest(result, None, users, cutoffs=3, step_days=7, horizon_days=40)
+    assert none.skipped.startswith("The backtest is skipped. Only 0 of backtest_cutoffs=3 cutoffs fit")
+    assert "horizon_days=40" in none.skipped and none.rows.empty
 
 
 def test_backtest_pair_trains_on_the_earlier_cutoff_and_scores_the_later(comparison, spark):

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sparkify_utils import artifacts, paths
-from sparkify_utils.runtime import reuse, runner
+from sparkify_utils.runtime import record, reuse, runner
 from sparkify_utils.runtime.params import ParamError
 
 STEPS = ("01_eda", "02_features")
@@ -346,16 +346,16 @@ def test_latest_switch_is_atomic_replace(project, tmp_path):
 def test_fingerprint_changes_with_content(tmp_path):
     log = tmp_path / "log.json"
     log.write_text("a\n")
-    first = runner.fingerprint_input(str(log))
+    first = record.fingerprint_input(str(log))
     log.write_text("b\n")
-    assert runner.fingerprint_input(str(log))["fingerprint"] != first["fingerprint"]
+    assert record.fingerprint_input(str(log))["fingerprint"] != first["fingerprint"]
     parts = tmp_path / "parts"
     parts.mkdir()
     (parts / "part-0.json").write_text("x\n")
     (parts / "_SUCCESS").write_text("")
-    info = runner.fingerprint_input(str(parts))
+    info = record.fingerprint_input(str(parts))
     assert info["files"] == 1 and info["bytes"] == 2
-    assert runner.fingerprint_input("s3a://bucket/log")["fingerprint"] is None
+    assert record.fingerprint_input("s3a://bucket/log")["fingerprint"] is None
 
 
 def test_shared_spark_dir_gets_one_folder_per_run(project):
@@ -366,4 +366,4 @@ def test_shared_spark_dir_gets_one_folder_per_run(project):
 
 def test_tokens_are_not_recorded():
     params = {"spark_master": "sc://host:443/;token=SECRET;x-cluster-id=1", "seed": 1}
-    assert runner.redact(params) == {"spark_master": "sc://host:443/;token=***;x-cluster-id=1", "seed": 1}
+    assert record.redact(params) == {"spark_master": "sc://host:443/;token=***;x-cluster-id=1", "seed": 1}

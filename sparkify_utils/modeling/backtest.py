@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
+from pyspark.util import inheritable_thread_target
 
 from sparkify_utils.artifacts import FEATURES, FEATURES_SUMMARY
 from sparkify_utils.data.label import read_users
@@ -36,6 +37,7 @@ from sparkify_utils.data.schema import DAY_MS
 from sparkify_utils.features.build import build_features
 from sparkify_utils.features.catalog import feature_columns
 from sparkify_utils.features.window import date_to_ms, log_end_ts, ms_to_date
+from sparkify_utils.modeling.backtest_report import BACKTEST_METRICS, Backtest, note, skipped
 from sparkify_utils.modeling.compare import Comparison, cv_summary
 from sparkify_utils.modeling.lift import lift_table
 from sparkify_utils.modeling.metrics import best_f1_threshold, classification_metrics
@@ -48,8 +50,8 @@ from sparkify_utils.paths import RunPaths
 
 #: Folds of the training cutoff's users that choose the threshold and the calibrator.
 THRESHOLD_FOLDS = 3
-#: Metrics of the backtest table (per cutoff and pooled).
-BACKTEST_METRICS = ("f1", "pr_auc", "lift_10", "brier")
+#: Cutoff tables built at the same time (each is a chain of small Spark jobs).
+CONCURRENT_CUTOFFS = 4
 _FINAL = "__bt_final"
 
 
@@ -57,27 +59,10 @@ class BacktestError(ModelInputError):
     """The backtest parameters do not fit the log; the message names the parameter and the fix."""
 
 
-@dataclass
-class Backtest:
-    """The backtest's table (one row per test cutoff), pooled metrics and the CV figure beside them."""
-
-    rows: pd.DataFrame
-    overall: dict[str, Any]
-    cross_validation: dict[str, Any]
-    parameters: dict[str, Any]
-    note: str
-    skipped: str = ""
-    predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-
-def skipped(reason: str, parameters: dict[str, Any] | None = None) -> Backtest:
-    """A backtest that did not run, and why (e.g. a user's own table without timestamps)."""
-    return Backtest(pd.DataFrame(), {}, {}, parameters or {}, reason, skipped=reason)
-
-
 def plan_cutoffs(users: DataFrame, cutoffs: int, step_days: int, horizon_days: int) -> list[tuple[dt.date, dt.date]]:
-    """``(training cutoff, test cutoff)`` pairs, oldest first: test cutoffs ``step_days`` apart ending at the
-    log's last day minus ``horizon_days``, each trained ``horizon_days`` earlier. Refuses cutoffs before the log."""
+    """``(training cutoff, test cutoff)`` pairs, oldest first: up to ``cutoffs`` test cutoffs ``step_days`` apart
+    ending at the log's last day minus ``horizon_days``, each trained ``horizon_days`` earlier. Pairs whose training
+    cutoff would fall before the log's first event are left out (a short log gets fewer cutoffs, or none)."""
     if cutoffs < 1 or step_days < 1:
         raise BacktestError(
             f"backtest_cutoffs={cutoffs} and backtest_step_days={step_days} must be at least 1 "
@@ -90,15 +75,18 @@ def plan_cutoffs(users: DataFrame, cutoffs: int, step_days: int, horizon_days: i
         (latest - i * step_days * DAY_MS - horizon_days * DAY_MS, latest - i * step_days * DAY_MS)
         for i in reversed(range(cutoffs))
     ]
-    earliest = pairs[0][0]
-    if earliest <= start:
-        span = (end - start) / DAY_MS
-        raise BacktestError(
-            f"backtest_cutoffs={cutoffs} x backtest_step_days={step_days} with horizon_days={horizon_days} reaches "
-            f"back to {ms_to_date(earliest)}, before the log's first event ({ms_to_date(start)}; the log spans "
-            f"{span:.0f} days). Use fewer cutoffs or a shorter step (backtest_cutoffs=0 skips the backtest)."
-        )
-    return [(ms_to_date(a), ms_to_date(b)) for a, b in pairs]
+    return [(ms_to_date(a), ms_to_date(b)) for a, b in pairs if a > start]
+
+
+def _too_few_cutoffs(users: pd.DataFrame, planned: int, cutoffs: int, step_days: int, horizon_days: int) -> str:
+    """The sentence saying that only ``planned`` of the ``cutoffs`` asked for fit in the log, and what to change."""
+    start, end = users["first_ts"].min(), users["last_ts"].max()
+    return (
+        f"Only {planned} of backtest_cutoffs={cutoffs} cutoffs fit in the log: it spans {(end - start) / DAY_MS:.0f} "
+        f"days, and each cutoff needs horizon_days={horizon_days} of training window before it and as many after "
+        f"it, with backtest_step_days={step_days} between cutoffs. Use a longer log, a shorter step or a shorter "
+        "horizon for more."
+    )
 
 
 def _cancellations(lifetimes: pd.DataFrame, cutoff: dt.date, horizon_days: int) -> int:
@@ -114,6 +102,18 @@ def _cutoff_table(
     descriptive = feature_columns("horizon", kinds=("descriptive",))
     table = build_features(events, users, "horizon", cutoff.isoformat(), horizon_days, lookback_days)
     return table.drop(*descriptive).toPandas().sort_values("userId", key=lambda s: s.astype(str), kind="mergesort")
+
+
+def _cutoff_tables(
+    events: DataFrame, users: DataFrame, days: list[dt.date], horizon_days: int, lookback_days: int
+) -> dict[dt.date, pd.DataFrame]:
+    """The horizon-mode table as of each of ``days``, built concurrently: on a small log each build is a chain of
+    short Spark jobs whose time goes to scheduling, which concurrent jobs share."""
+    build = inheritable_thread_target(events.sparkSession)(
+        lambda day: _cutoff_table(events, users, day, horizon_days, lookback_days)
+    )
+    with ThreadPoolExecutor(max(1, min(len(days), CONCURRENT_CUTOFFS))) as pool:
+        return dict(zip(days, pool.map(build, days), strict=True))
 
 
 def _roles(train_y: np.ndarray, test_users: int, seed: int) -> pd.DataFrame:
@@ -250,16 +250,23 @@ def run_backtest(
     if cutoffs == 0:
         return skipped("The backtest is switched off (backtest_cutoffs=0).", parameters)
     pairs = plan_cutoffs(users, cutoffs, step_days, horizon_days)
-    lifetimes = users.select("churn_ts", "first_ts").toPandas()  # one row per user
+    lifetimes = users.select("churn_ts", "first_ts", "last_ts").toPandas()  # one row per user
+    shortfall = (
+        _too_few_cutoffs(lifetimes, len(pairs), cutoffs, step_days, horizon_days) if len(pairs) < cutoffs else ""
+    )
+    if not pairs:
+        return skipped(f"The backtest is skipped. {shortfall}", parameters)
     log_start = ms_to_date(int(lifetimes["first_ts"].min()))
     # Cancellations in each window bound its churners from above: pairs that cannot have enough are skipped
     # before any feature is built (on a tiny log, all of them, in no time).
     bound = {day: _cancellations(lifetimes, day, horizon_days) for pair in pairs for day in pair}
-    tables: dict[dt.date, pd.DataFrame] = {}
+    runnable = [(a, b) for a, b in pairs if bound[a] >= 2 * THRESHOLD_FOLDS and bound[b] > 0]
+    days = sorted({day for pair in runnable for day in pair})
+    tables = _cutoff_tables(events, users, days, horizon_days, lookback_days)
     spark = events.sparkSession
     rows, scores = [], []
     for train_cut, test_cut in pairs:
-        if bound[train_cut] < 2 * THRESHOLD_FOLDS or bound[test_cut] == 0:
+        if (train_cut, test_cut) not in runnable:
             row, scored = (
                 {
                     "train_churners": bound[train_cut],
@@ -271,9 +278,6 @@ def run_backtest(
                 None,
             )
         else:
-            for day in (train_cut, test_cut):
-                if day not in tables:
-                    tables[day] = _cutoff_table(events, users, day, horizon_days, lookback_days)
             row, scored = _evaluate_pair(result, tables[train_cut], tables[test_cut], spark, seed)
         partial = (train_cut - log_start).days < lookback_days
         rows.append(
@@ -294,12 +298,13 @@ def run_backtest(
     }
     ok = table[table["status"] == "ok"] if "status" in table else table.iloc[:0]
     if ok.empty:
-        note = (
+        text = (
             "No cutoff could be evaluated: "
             + "; ".join(f"{r.test_cutoff}: {r.status}" for r in table.itertuples())
             + ". Use a longer or larger log (e.g. params/big.yaml)."
+            + (f" {shortfall}" if shortfall else "")
         )
-        return Backtest(table, {}, cv, parameters, note, predictions=pd.DataFrame())
+        return Backtest(table, {}, cv, parameters, text, predictions=pd.DataFrame())
     pooled_scores = pd.concat(scores, ignore_index=True)
     base_rate = float(ok["train_churners"].sum() / ok["train_users"].sum())
     overall = {
@@ -308,84 +313,8 @@ def run_backtest(
         **{f"{m}_mean": float(ok[m].mean()) for m in BACKTEST_METRICS},
         **{f"{m}_sd": float(ok[m].std(ddof=1)) if len(ok) > 1 else float("nan") for m in BACKTEST_METRICS},
     }
-    return Backtest(table, overall, cv, parameters, _note(table, ok, overall, cv), predictions=pooled_scores)
-
-
-def _note(table: pd.DataFrame, ok: pd.DataFrame, overall: dict[str, Any], cv: dict[str, Any]) -> str:
-    """The backtest in sentences: the gap to the CV figure, and how noisy the windows are."""
-    gap = overall["f1"] - cv["f1_mean"]
-    spread = cv["f1_sd"] + (overall["f1_sd"] if np.isfinite(overall["f1_sd"]) else 0.0)
-    lines = [
-        f"Out of time ({len(ok)} test cutoffs pooled, {overall['users']} users, {overall['churners']} cancelled within "
-        f"the horizon), churn-class F1 is {overall['f1']:.3f} and PR-AUC {overall['pr_auc']:.3f}, against "
-        f"{cv['f1_mean']:.3f} ± {cv['f1_sd']:.3f} and {cv['pr_auc_mean']:.3f} ± {cv['pr_auc_sd']:.3f} in the "
-        f"random-split CV: a gap of {gap:+.3f} in F1, "
-        + ("within" if abs(gap) <= spread else "beyond")
-        + " the fold-to-fold and cutoff-to-cutoff spread."
-    ]
-    if cv["label_mode"] != "horizon":
-        lines.append(
-            f"The CV figure is for {cv['label_mode']} labels (cancelled at any time), the backtest for "
-            "horizon labels (cancels within the horizon): run with label_mode=horizon to compare like with "
-            "like."
-        )
-    few = int(ok["test_churners"].min())
-    lines.append(
-        f"Each test cutoff holds {few}–{int(ok['test_churners'].max())} churners among "
-        f"{int(ok['test_users'].min())}–{int(ok['test_users'].max())} users, so finding one churner more or less "
-        f"moves that cutoff's recall by up to {1 / few:.0%}"
-        + (f"; F1 varies by sd {overall['f1_sd']:.3f} between cutoffs." if np.isfinite(overall["f1_sd"]) else ".")
-        + (
-            " With fewer than about 30 churners per window these numbers are noisy: read them as a range, and use a "
-            "larger log (params/big.yaml) for stable backtests."
-            if few < 30
-            else ""
-        )
-    )
-    if table["partial_lookback"].any():
-        lines.append("Training cutoffs less than lookback_days after the log's start see a shortened lookback.")
-    skipped_rows = table[table["status"] != "ok"]
-    if len(skipped_rows):
-        lines.append("Skipped: " + "; ".join(f"{r.test_cutoff} ({r.status})" for r in skipped_rows.itertuples()) + ".")
-    return " ".join(lines)
-
-
-def comparison_table(backtest: Backtest) -> pd.DataFrame:
-    """Per test cutoff, pooled, and the random-split CV figure, side by side (F1, PR-AUC, lift at 10 %, Brier)."""
-    rows = backtest.rows.assign(row=lambda t: "cutoff " + t["test_cutoff"])
-    ok = rows[rows["status"] == "ok"] if "status" in rows else rows.iloc[:0]
-    table = ok.reindex(
-        columns=["row", "train_users", "train_churners", "test_users", "test_churners", *BACKTEST_METRICS]
-    )
-    extra = []
-    if backtest.overall:
-        o = backtest.overall
-        extra.append(
-            {
-                "row": f"pooled ({o['cutoffs']} cutoffs)",
-                "test_users": o["users"],
-                "test_churners": o["churners"],
-                **{m: o[m] for m in BACKTEST_METRICS},
-            }
-        )
-    if backtest.cross_validation:
-        cv = backtest.cross_validation
-        extra.append(
-            {"row": f"random-split CV ({cv['label_mode']} labels)", "f1": cv["f1_mean"], "pr_auc": cv["pr_auc_mean"]}
-        )
-    return pd.concat([table, pd.DataFrame(extra)], ignore_index=True).set_index("row")
-
-
-def backtest_document(backtest: Backtest) -> dict[str, Any]:
-    """The content of ``backtest.json``."""
-    return {
-        "parameters": backtest.parameters,
-        "skipped": backtest.skipped,
-        "note": backtest.note,
-        "cutoffs": backtest.rows.replace([np.inf, -np.inf], np.nan).to_dict("records"),
-        "overall": backtest.overall,
-        "cross_validation": backtest.cross_validation,
-    }
+    text = note(table, ok, overall, cv) + (f" {shortfall}" if shortfall else "")
+    return Backtest(table, overall, cv, parameters, text, predictions=pooled_scores)
 
 
 def backtest_run(

@@ -76,9 +76,9 @@ class Comparison:
     backend_reason: str
     #: The per-user table as modelled (sorted by id): id, label and feature columns.
     table: pd.DataFrame | None = None
-    #: Out-of-fold predictions of the training users (never the held-out ones): for every model, each
-    #: training user's probability from the first CV repeat's fold in which the user was scored
-    #: (``userId``, ``label``, ``probability``, ``model``). What calibration is fit on.
+    #: Out-of-fold predictions of the training users (never the held-out ones): for every model and CV repeat,
+    #: each training user's probability from the fold in which the user was scored (``userId``, ``label``,
+    #: ``probability``, ``model``, ``repeat``). What calibration is fit on.
     validation: pd.DataFrame | None = None
 
     @property
@@ -196,7 +196,7 @@ def compare_models(
         backend=backend,
         backend_reason=backend_reason,
         table=table,
-        validation=_out_of_fold(fitted, groups["cv"][:cv_folds], ids),
+        validation=_out_of_fold(fitted, groups["cv"], cv_folds, ids),
     )
 
 
@@ -255,11 +255,12 @@ def _prediction_frame(ids: object, y: object, score: object, threshold: float, m
     )
 
 
-def _out_of_fold(fitted: list[Fitted], splits: list[str], ids: np.ndarray) -> pd.DataFrame:
-    """Each training user's out-of-fold probability per model, from the folds of one CV repeat (``splits``)."""
+def _out_of_fold(fitted: list[Fitted], splits: list[str], cv_folds: int, ids: np.ndarray) -> pd.DataFrame:
+    """Each training user's out-of-fold probability per model and CV repeat (``splits``, repeat by repeat)."""
+    repeat = {split: i // cv_folds for i, split in enumerate(splits)}
     frames = []
     for fit in fitted:
-        if fit.split in splits:
+        if fit.split in repeat:
             test = fit.predictions[fit.predictions[ROLE] == "test"]
             frames.append(
                 pd.DataFrame(
@@ -268,10 +269,12 @@ def _out_of_fold(fitted: list[Fitted], splits: list[str], ids: np.ndarray) -> pd
                         "label": test[LABEL].astype(int),
                         "probability": test["probability"].astype(float),
                         "model": fit.model,
+                        "repeat": repeat[fit.split],
                     }
                 )
             )
-    return pd.concat(frames, ignore_index=True).sort_values(["model", "userId"], kind="mergesort", ignore_index=True)
+    order = ["model", "repeat", "userId"]
+    return pd.concat(frames, ignore_index=True).sort_values(order, kind="mergesort", ignore_index=True)
 
 
 def _cv_rows(

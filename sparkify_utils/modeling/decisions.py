@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sparkify_utils.artifacts import EDA, USER_COLUMNS, USER_LIFETIMES
 from sparkify_utils.modeling.compare import Comparison
 from sparkify_utils.modeling.economics import Economics, best_campaign, profit_curve
 from sparkify_utils.modeling.lift import TOP_SHARES, gains_curve, lift_table
@@ -39,32 +38,14 @@ from sparkify_utils.modeling.reliability import (
     choose_calibrator,
     reliability_curve,
 )
-from sparkify_utils.modeling.survival import durations, fit_cox, kaplan_meier, logrank
+from sparkify_utils.modeling.survival import SurvivalResult, survival_analysis
 from sparkify_utils.modeling.table import BASELINE_NAMES, MODEL_NAMES
-from sparkify_utils.paths import RunPaths
 
 #: Reliability bins hold at least this many users on average (fewer bins on small held-out sets).
 MIN_USERS_PER_BIN = 10
 MAX_BINS = 10
-#: Columns whose name contains one of these are left out of the Cox model: they measure the duration itself.
-DURATION_LIKE = ("tenure",)
 #: Points kept of each curve stored in decisions.json (gains and profit curves have one point per user).
 MAX_CURVE_POINTS = 201
-
-
-@dataclass
-class SurvivalResult:
-    """Kaplan-Meier curves by segment with their log-rank tests, and the Cox model."""
-
-    curves: pd.DataFrame
-    tests: dict[str, dict[str, float]]
-    hazard_ratios: pd.DataFrame
-    concordance_train: float
-    concordance_test: float
-    covariates: list[str]
-    users: int
-    events: int
-    note: str
 
 
 @dataclass
@@ -100,25 +81,6 @@ class Decisions:
         return float(self.calibrator.transform([self.raw_threshold])[0])
 
 
-def load_lifetimes(paths: RunPaths, features_path: str = "") -> tuple[pd.DataFrame | None, str]:
-    """The run's users table (first event, cancellation, last event per user) for the time-to-churn analysis,
-    or None and the sentence saying why there is none (a user's own ``features_path`` table has no timestamps)."""
-    if features_path:
-        return None, (
-            f"Time to churn is skipped: the per-user table {features_path!r} is a table of your own, "
-            "without each user's first event and cancellation time, which survival analysis needs. "
-            "Calibration, lift, economics and reasons work on it all the same."
-        )
-    file = paths.file(USER_LIFETIMES)
-    if not file.is_file():
-        return None, (f"Time to churn is skipped: this run has no {USER_LIFETIMES.name} (written by notebook {EDA}).")
-    lifetimes = pd.read_csv(file, dtype={"userId": str})
-    missing = [c for c in USER_COLUMNS if c not in lifetimes.columns]
-    if missing:
-        return None, f"Time to churn is skipped: {USER_LIFETIMES.name} lacks columns {missing}; re-run {EDA}."
-    return lifetimes, ""
-
-
 def _bins(users: int) -> int:
     return int(max(2, min(MAX_BINS, users // MIN_USERS_PER_BIN)))
 
@@ -131,7 +93,7 @@ def calibrate(result: Comparison, seed: int) -> tuple[dict[str, Calibrator], pd.
     calibrators, tables = {}, []
     for model in result.models:
         oof = result.validation[result.validation["model"] == model]
-        calibrator, table = choose_calibrator(oof["label"], oof["probability"], seed)
+        calibrator, table = choose_calibrator(oof["label"], oof["probability"], seed, groups=oof["userId"])
         calibrators[model] = calibrator
         tables.append(table.assign(model=model, chosen=table["method"] == calibrator.method))
     return calibrators, pd.concat(tables, ignore_index=True)[["model", "method", "brier_mean", "brier_sd", "chosen"]]
@@ -180,68 +142,13 @@ def lift_and_gains(result: Comparison) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def honest_scores(result: Comparison, calibrator: Calibrator) -> pd.DataFrame:
     """A score for every user that no model saw in training: the chosen model's out-of-fold probability for
-    the training users, its held-out probability for the test users (``userId``, ``label``, ``probability``
-    calibrated, ``held_out``)."""
-    oof = result.validation[result.validation["model"] == result.chosen].assign(held_out=False)
+    the training users (first CV repeat), its held-out probability for the test users (``userId``, ``label``,
+    ``probability`` calibrated, ``held_out``)."""
+    chosen = result.validation[result.validation["model"] == result.chosen]
+    oof = chosen[chosen["repeat"] == 0].assign(held_out=False)
     test = _held_out(result, result.chosen)[["userId", "label", "probability"]].assign(held_out=True)
     both = pd.concat([oof[["userId", "label", "probability", "held_out"]], test], ignore_index=True)
     return both.assign(probability=calibrator.transform(both["probability"]))
-
-
-def survival_analysis(
-    result: Comparison, lifetimes: pd.DataFrame, calibrator: Calibrator, threshold: float
-) -> SurvivalResult:
-    """Kaplan-Meier by level and by predicted risk (flagged at ``threshold`` or not, from :func:`honest_scores`)
-    with log-rank tests, and a Cox model on the numeric features, fit on training users, judged on held-out users.
-
-    Durations: days from a user's first event to the cancellation, or to the log's end (censored).
-    """
-    spec, table = result.spec, result.table
-    ids = table[spec.id_col].astype(str)
-    lives = durations(lifetimes).set_index("userId").reindex(ids)
-    if lives["days"].isna().any():
-        missing = ids[lives["days"].isna().to_numpy()].head(3).tolist()
-        raise ValueError(f"Users of the features table are missing from the users table (e.g. {missing}).")
-    days, event = lives["days"].to_numpy(), lives["event"].to_numpy().astype(int)
-    scores = honest_scores(result, calibrator).set_index("userId")["probability"].reindex(ids).to_numpy()
-    flagged = scores >= threshold
-    segments: dict[str, tuple[str, str, np.ndarray]] = {}
-    if "level" in table.columns:
-        paid = (table["level"].astype(str) == "paid").to_numpy()
-        segments["paid_vs_free"] = ("paid", "free", paid)
-    segments["high_vs_low_risk"] = ("high predicted risk", "low predicted risk", flagged)
-    curves = [kaplan_meier(days, event, f"All users ({len(ids)})")]
-    tests = {}
-    for key, (name_a, name_b, rows) in segments.items():
-        for name, part in ((name_a, rows), (name_b, ~rows)):
-            if part.any():
-                curves.append(kaplan_meier(days[part], event[part], f"{name} ({int(part.sum())})").assign(segment=key))
-        tests[key] = logrank(days, event, rows)
-    covariates = [c for c in (*spec.numeric, *spec.boolean) if not any(s in c for s in DURATION_LIKE)]
-    frame = table[covariates].astype(float).assign(days=days, event=event)
-    frame[covariates] = frame[covariates].fillna(frame[covariates].median())
-    train = ~ids.isin(set(_held_out(result, result.chosen)["userId"])).to_numpy()
-    cox = fit_cox(frame, covariates, train)
-    left_out = [c for c in (*spec.numeric, *spec.boolean) if c not in covariates]
-    note = (
-        f"{len(ids)} users, {int(event.sum())} cancellations observed; durations from each user's first event "
-        "to the cancellation or the log's end (censored). High predicted risk: the chosen model's calibrated "
-        f"probability (out-of-fold for training users, held-out for test users) at or above {threshold:.3f}. "
-        f"Cox model on {len(cox.covariates)} standardised features, fit on {int(train.sum())} training users, "
-        f"concordance on {cox.test_users} held-out users"
-        + (f"; left out as measures of the duration itself: {', '.join(left_out)}." if left_out else ".")
-    )
-    return SurvivalResult(
-        pd.concat(curves, ignore_index=True).fillna({"segment": "all"}),
-        tests,
-        cox.hazard_ratios,
-        cox.concordance_train,
-        cox.concordance_test,
-        cox.covariates,
-        len(ids),
-        int(event.sum()),
-        note,
-    )
 
 
 def evaluate(
@@ -275,7 +182,9 @@ def evaluate(
     threshold = float(calibrator.transform([raw_threshold])[0])
     survival, note = None, no_survival_reason or "No users table given: time to churn not analysed."
     if lifetimes is not None and result.table is not None:
-        survival = survival_analysis(result, lifetimes, calibrator, threshold)
+        scores = honest_scores(result, calibrator).set_index("userId")["probability"]
+        held_out = set(held["userId"])
+        survival = survival_analysis(result.spec, result.table, lifetimes, scores, held_out, threshold)
         note = survival.note
     return Decisions(
         chosen=result.chosen,

@@ -18,7 +18,7 @@ from sparkify_utils.artifacts import (
     PREDICTIONS,
     SAVED_MODELS,
 )
-from sparkify_utils.modeling.backtest import Backtest, backtest_document
+from sparkify_utils.modeling.backtest_report import Backtest, backtest_document
 from sparkify_utils.modeling.compare import Comparison, cv_summary, verdict
 from sparkify_utils.modeling.decisions import Decisions, decisions_document
 from sparkify_utils.modeling.explain import AtRiskList

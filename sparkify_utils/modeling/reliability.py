@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 #: Calibration methods compared, in order of preference on ties (simplest first).
 METHODS = ("none", "platt", "isotonic")
@@ -80,20 +80,30 @@ def fit_calibrator(y: object, score: object, method: str) -> Calibrator:
     raise ValueError(f"Unknown calibration method {method!r}: choose from {', '.join(METHODS)}.")
 
 
-def choose_calibrator(y: object, score: object, seed: int, folds: int = 5) -> tuple[Calibrator, pd.DataFrame]:
+def choose_calibrator(
+    y: object, score: object, seed: int, folds: int = 5, groups: object = None
+) -> tuple[Calibrator, pd.DataFrame]:
     """Pick the method with the lowest cross-validated Brier on validation predictions, fit it on all of them.
 
+    ``groups`` (e.g. the user of each prediction, when every user has one per CV repeat) keeps a group's
+    predictions on one side of each fold, so a method is never judged on a user it was fit on.
     Returns the calibrator and the table of each method's mean and sd of Brier over the folds. Ties
     (within 1e-12) keep the simpler method, so raw scores stay unless calibration really helps.
     """
     y_arr, s = np.asarray(y, float).ravel(), np.asarray(score, float).ravel()
     n_splits = int(min(folds, np.bincount(y_arr.astype(int), minlength=2).min()))
+    if groups is not None:
+        n_splits = int(min(n_splits, pd.Series(np.asarray(groups)[y_arr == 1]).nunique()))
     if n_splits < 2:
         table = pd.DataFrame({"method": ["none"], "brier_mean": [brier(y_arr, s)], "brier_sd": [np.nan]})
         return Calibrator("none"), table
-    splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    if groups is None:
+        splits = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(s.reshape(-1, 1), y_arr)
+    else:
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        splits = splitter.split(s.reshape(-1, 1), y_arr, np.asarray(groups))
     scores: dict[str, list[float]] = {m: [] for m in METHODS}
-    for fit, held in splitter.split(s.reshape(-1, 1), y_arr):
+    for fit, held in splits:
         for method in METHODS:
             calibrator = fit_calibrator(y_arr[fit], s[fit], method)
             scores[method].append(brier(y_arr[held], calibrator.transform(s[held])))

@@ -1,4 +1,5 @@
-"""When do users leave? Kaplan-Meier retention with confidence bands, log-rank tests, and a Cox model.
+"""When do users leave? Kaplan-Meier retention with confidence bands, log-rank tests, and a Cox model; and the
+time-to-churn analysis of a comparison (by level and by predicted risk) from the run's users table.
 
 Durations are days from a user's first event to the cancellation (event observed) or to the end of
 the log (censored: still subscribed then), from the users table. Everything here is per user (small),
@@ -8,6 +9,7 @@ computed with lifelines.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -15,10 +17,17 @@ from lifelines import CoxPHFitter, KaplanMeierFitter
 from lifelines.statistics import logrank_test
 from lifelines.utils import concordance_index
 
+from sparkify_utils.artifacts import EDA, USER_COLUMNS, USER_LIFETIMES
 from sparkify_utils.data.schema import DAY_MS
+from sparkify_utils.paths import RunPaths
+
+if TYPE_CHECKING:  # the dashboard reads retention from here and must not import pyspark
+    from sparkify_utils.modeling.table import FeatureSpec
 
 #: Ridge penalty of the Cox model: a few hundred users and tens of correlated features need one.
 COX_PENALIZER = 0.1
+#: Columns whose name contains one of these are left out of the Cox model: they measure the duration itself.
+DURATION_LIKE = ("tenure",)
 
 
 def durations(lifetimes: pd.DataFrame) -> pd.DataFrame:
@@ -111,3 +120,96 @@ def fit_cox(
         }
     ).sort_values("p_value", kind="mergesort", ignore_index=True)
     return CoxResult(ratios, c_index(train), c_index(test), usable, int(test.sum()))
+
+
+@dataclass
+class SurvivalResult:
+    """Kaplan-Meier curves by segment with their log-rank tests, and the Cox model."""
+
+    curves: pd.DataFrame
+    tests: dict[str, dict[str, float]]
+    hazard_ratios: pd.DataFrame
+    concordance_train: float
+    concordance_test: float
+    covariates: list[str]
+    users: int
+    events: int
+    note: str
+
+
+def load_lifetimes(paths: RunPaths, features_path: str = "") -> tuple[pd.DataFrame | None, str]:
+    """The run's users table (first event, cancellation, last event per user) for the time-to-churn analysis,
+    or None and the sentence saying why there is none (a user's own ``features_path`` table has no timestamps)."""
+    if features_path:
+        return None, (
+            f"Time to churn is skipped: the per-user table {features_path!r} is a table of your own, "
+            "without each user's first event and cancellation time, which survival analysis needs. "
+            "Calibration, lift, economics and reasons work on it all the same."
+        )
+    file = paths.file(USER_LIFETIMES)
+    if not file.is_file():
+        return None, (f"Time to churn is skipped: this run has no {USER_LIFETIMES.name} (written by notebook {EDA}).")
+    lifetimes = pd.read_csv(file, dtype={"userId": str})
+    missing = [c for c in USER_COLUMNS if c not in lifetimes.columns]
+    if missing:
+        return None, f"Time to churn is skipped: {USER_LIFETIMES.name} lacks columns {missing}; re-run {EDA}."
+    return lifetimes, ""
+
+
+def survival_analysis(
+    spec: FeatureSpec,
+    table: pd.DataFrame,
+    lifetimes: pd.DataFrame,
+    scores: pd.Series,
+    held_out: set[str],
+    threshold: float,
+) -> SurvivalResult:
+    """Kaplan-Meier by level and by predicted risk (``scores`` by userId, flagged at ``threshold`` or not) with
+    log-rank tests, and a Cox model on the numeric features, fit on the users not ``held_out``, judged on those.
+
+    Durations: days from a user's first event to the cancellation, or to the log's end (censored).
+    """
+    ids = table[spec.id_col].astype(str)
+    lives = durations(lifetimes).set_index("userId").reindex(ids)
+    if lives["days"].isna().any():
+        missing = ids[lives["days"].isna().to_numpy()].head(3).tolist()
+        raise ValueError(f"Users of the features table are missing from the users table (e.g. {missing}).")
+    days, event = lives["days"].to_numpy(), lives["event"].to_numpy().astype(int)
+    flagged = scores.reindex(ids).to_numpy() >= threshold
+    segments: dict[str, tuple[str, str, np.ndarray]] = {}
+    if "level" in table.columns:
+        paid = (table["level"].astype(str) == "paid").to_numpy()
+        segments["paid_vs_free"] = ("paid", "free", paid)
+    segments["high_vs_low_risk"] = ("high predicted risk", "low predicted risk", flagged)
+    curves = [kaplan_meier(days, event, f"All users ({len(ids)})")]
+    tests = {}
+    for key, (name_a, name_b, rows) in segments.items():
+        for name, part in ((name_a, rows), (name_b, ~rows)):
+            if part.any():
+                curves.append(kaplan_meier(days[part], event[part], f"{name} ({int(part.sum())})").assign(segment=key))
+        tests[key] = logrank(days, event, rows)
+    covariates = [c for c in (*spec.numeric, *spec.boolean) if not any(s in c for s in DURATION_LIKE)]
+    frame = table[covariates].astype(float).assign(days=days, event=event)
+    frame[covariates] = frame[covariates].fillna(frame[covariates].median())
+    train = ~ids.isin(held_out).to_numpy()
+    cox = fit_cox(frame, covariates, train)
+    left_out = [c for c in (*spec.numeric, *spec.boolean) if c not in covariates]
+    note = (
+        f"{len(ids)} users, {int(event.sum())} cancellations observed; durations from each user's first event "
+        "to the cancellation or the log's end (censored). High predicted risk: the chosen model's calibrated "
+        f"probability (out-of-fold for training users, held-out for test users) at or above {threshold:.3f}. "
+        f"Cox model on {len(cox.covariates)} standardised features, fit on {int(train.sum())} training users, "
+        f"concordance on {cox.test_users} held-out users"
+        + (f"; left out as measures of the duration itself: {', '.join(left_out)}." if left_out else ".")
+    )
+    return SurvivalResult(
+        pd.concat(curves, ignore_index=True).fillna({"segment": "all"}),
+        tests,
+        cox.hazard_ratios,
+        cox.concordance_train,
+        cox.concordance_test,
+        cox.covariates,
+        len(ids),
+        int(event.sum()),
+        note,
+    )

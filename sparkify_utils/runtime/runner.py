@@ -10,22 +10,16 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import glob
-import hashlib
-import json
 import os
-import platform
-import re
 import secrets
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from sparkify_utils import artifacts, paths
-from sparkify_utils.runtime import reuse
+from sparkify_utils.runtime import record, reuse
 from sparkify_utils.runtime.execute import (
     KernelNotRegistered,
     check_kernel,
@@ -46,24 +40,6 @@ from sparkify_utils.runtime.session import SPARK_REMOTE_ENV
 
 #: Default per-cell timeout, generous enough for the full-size log on one machine.
 DEFAULT_CELL_TIMEOUT = 3600
-#: Inputs up to this size are hashed in full; larger ones are fingerprinted from samples.
-FULL_HASH_LIMIT = 1 << 30
-_SAMPLE = 1 << 20
-_VERSIONED = (
-    "sparkify-churn",
-    "pyspark",
-    "pandas",
-    "numpy",
-    "pyarrow",
-    "scipy",
-    "papermill",
-    "nbclient",
-    "ipykernel",
-    "plotly",
-    "voila",
-    "ipywidgets",
-    "pyyaml",
-)
 
 
 class RunError(RuntimeError):
@@ -91,41 +67,6 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
-def fingerprint_input(path: str) -> dict[str, Any]:
-    """Size and a content fingerprint of a local input (file, directory or glob).
-
-    Inputs up to 1 GiB are hashed in full (sha256); larger ones hash each file's size plus its
-    first and last MiB, which is fast on 12 GB and still changes when a file is replaced.
-    Remote URLs are recorded without a fingerprint.
-    """
-    if paths.is_url(path) and not path.startswith("file://"):
-        return {"path": path, "fingerprint": None, "note": "remote input: not fingerprinted"}
-    local = path.removeprefix("file://")
-    base = Path(local) if os.path.isdir(local) else None
-    if base:
-        files = sorted(p for p in base.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
-    else:
-        files = sorted(Path(p) for p in glob.glob(local) if os.path.isfile(p))
-    if not files:
-        return {"path": path, "files": 0, "bytes": 0, "fingerprint": None}
-    total = sum(f.stat().st_size for f in files)
-    digest = hashlib.sha256()
-    full = total <= FULL_HASH_LIMIT
-    for f in files:
-        size = f.stat().st_size
-        digest.update(f"{f.relative_to(base) if base else f.name}:{size}".encode())
-        with f.open("rb") as handle:
-            if full:
-                for block in iter(lambda h=handle: h.read(1 << 22), b""):
-                    digest.update(block)
-            else:
-                digest.update(handle.read(_SAMPLE))
-                handle.seek(max(0, size - _SAMPLE))
-                digest.update(handle.read(_SAMPLE))
-    method = "sha256" if full else "sha256-sampled (size + first/last MiB of each file)"
-    return {"path": path, "files": len(files), "bytes": total, "fingerprint": digest.hexdigest(), "method": method}
-
-
 def ensure_input(input_path: str, echo: Callable[[str], None] = print) -> None:
     """Generate a missing embedded synthetic log; any other missing local input is an error."""
     if paths.is_url(input_path) or glob.glob(input_path):
@@ -142,39 +83,6 @@ def ensure_input(input_path: str, echo: Callable[[str], None] = print) -> None:
         f"Input {input_path} does not exist. Check input_path in the params file or pass "
         f"-p input_path=PATH (relative paths are read from {paths.data_dir()})."
     )
-
-
-def _git_commit() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        out = subprocess.run(["git", *args], cwd=paths.PROJECT_ROOT, capture_output=True, text=True, check=False)
-        return out.stdout.strip()
-
-    commit = git("rev-parse", "HEAD")
-    return {"commit": commit or None, "dirty": bool(git("status", "--porcelain")) if commit else None}
-
-
-def environment_versions() -> dict[str, Any]:
-    """Versions of Python, Java and the packages that shape a run's results."""
-    versions: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
-    for name in _VERSIONED:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
-    versions["java"] = (java.stderr.splitlines() or [None])[0]
-    return versions
-
-
-def redact(params: dict[str, Any]) -> dict[str, Any]:
-    """Parameters safe to record: access tokens in a Spark Connect URL are masked."""
-    return {k: re.sub(r"(token=)[^;]*", r"\1***", v) if isinstance(v, str) else v for k, v in params.items()}
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
 
 
 def point_latest(run_dir: Path) -> None:
@@ -261,7 +169,7 @@ def _current(
 ) -> reuse.Current:
     return reuse.Current(
         fingerprint=input_info.get("fingerprint"),
-        parameters={step: redact(values) for step, values in effective.items()},
+        parameters={step: record.redact(values) for step, values in effective.items()},
         code={step: reuse.code_fingerprint(step, versions) for step in artifacts.STEPS},
     )
 
@@ -307,8 +215,8 @@ def run(
         | ({"spark_dir": run_spark_dir} if "spark_dir" in declared[nb] else {})
         for nb in artifacts.STEPS
     }
-    versions = environment_versions()
-    input_info = fingerprint_input(input_path)
+    versions = record.environment_versions()
+    input_info = record.fingerprint_input(input_path)
     current = _current(effective, input_info, versions)
     try:
         plan = reuse.plan(
@@ -329,28 +237,28 @@ def run(
         "status": "running",
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "params_file": str(params_file),
-        "parameters": redact(params),
+        "parameters": record.redact(params),
         "notebooks": {nb: {"status": "pending"} for nb in artifacts.STEPS if nb in plan.reused + plan.run},
         "reuse": {
             "from": plan.source.run_id if plan.source else None,
             "steps": list(plan.reused),
             "message": plan.message(),
         },
-        "git": _git_commit(),
+        "git": record.git_commit(),
         "versions": versions,
         "input": input_info,
         "spark_dir": layout.spark_dir,
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
     manifest_path = run_dir / artifacts.MANIFEST.name
-    _write_json(manifest_path, manifest)
+    record.write_json(manifest_path, manifest)
     echo(f"Run {run_id} -> {run_dir}")
     echo(plan.message())
     started = time.perf_counter()
     with sigterm_as_interrupt():
         try:
             manifest["notebooks"].update(reuse.materialize(plan, run_dir, layout.spark_dir))
-            _write_json(manifest_path, manifest)
+            record.write_json(manifest_path, manifest)
             with _spark_for_run(plan.run, effective, shared_spark, echo) as spark:
                 manifest["spark"] = spark
                 for index, step in enumerate(plan.run, 1):
@@ -364,16 +272,16 @@ def run(
                         parameters=current.parameters[step],
                         code=current.code[step],
                     )
-                    _write_json(manifest_path, manifest)
+                    record.write_json(manifest_path, manifest)
                     _run_step(step, f"[{index}/{len(plan.run)}]", nb_params, manifest, execute, cell_timeout, echo)
-                    _write_json(manifest_path, manifest)
+                    record.write_json(manifest_path, manifest)
         except KeyboardInterrupt:
             with sigint_ignored():
                 running = [name for name, nb in manifest["notebooks"].items() if nb["status"] == "running"]
                 for name in running:
                     manifest["notebooks"][name]["status"] = "interrupted"
                 manifest.update(status="interrupted", seconds=round(time.perf_counter() - started, 1))
-                _write_json(manifest_path, manifest)
+                record.write_json(manifest_path, manifest)
             begun = any(nb["status"] == "ok" for nb in manifest["notebooks"].values())
             where = f"during {running[0]}" if running else "between notebooks" if begun else "before the first notebook"
             raise RunInterrupted(
@@ -382,11 +290,11 @@ def run(
         except Exception as exc:
             manifest.update(status="failed", seconds=round(time.perf_counter() - started, 1))
             manifest.setdefault("error", f"{type(exc).__name__}: {exc}")
-            _write_json(manifest_path, manifest)
+            record.write_json(manifest_path, manifest)
             raise
     manifest.update(status="ok", seconds=round(time.perf_counter() - started, 1))
     manifest["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    _write_json(manifest_path, manifest)
+    record.write_json(manifest_path, manifest)
     point_latest(run_dir)
     return run_dir
 
