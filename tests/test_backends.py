@@ -232,7 +232,10 @@ def driven(request, spark, one_point_grids):
 def test_the_feature_that_drives_churn_is_the_top_reason(spark, driven, model):
     result = dataclasses.replace(driven, chosen=model)
     active = _one_driver(200, seed=9).drop(columns="churn")
-    table = explain.rank_at_risk(result, spark.createDataFrame(active), "memory").table
+    at_risk = explain.rank_at_risk(result, spark.createDataFrame(active), "memory")
+    # Exact on both backends: TreeSHAP for the forests (scikit-learn's, or Spark ML's rebuilt trees).
+    assert at_risk.reasons["exact"] and ("TreeSHAP" in at_risk.reasons["method"]) == (model == "rf"), at_risk.reasons
+    table = at_risk.table
     riskiest = table.head(20)
     assert riskiest["reason_1"].eq("days_inactive (high)").all(), riskiest
     assert riskiest["top_features"].str.startswith("days_inactive (high) +").all()

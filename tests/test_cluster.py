@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -35,6 +36,7 @@ from sparkify_utils.runtime.local_servers import (
 )
 from sparkify_utils.runtime.params import notebook_parameters
 from sparkify_utils.runtime.runner import RunError, run
+from sparkify_utils.runtime.session import SPARK_REMOTE_ENV
 
 pytestmark = pytest.mark.slow
 
@@ -230,3 +232,18 @@ def test_load_over_a_users_spark_connect_server_matches_local_mode(ci_run, conne
     # already ran as a client of the runner's server, so the load step alone covers what the URL changes.
     steps = (artifacts.EDA,)
     assert_same_results(ci_run, run_ci_on(connect_server.master_url, connect_server.log_tail, steps), steps)
+
+
+def test_spark_tree_reasons_are_exact_over_spark_connect(connect_server):
+    # With SPARKIFY_SPARK_REMOTE set, the suite's spark fixture is a client of the server: the Spark ML trees
+    # of tests/test_spark_trees.py are fitted, rebuilt and checked against their own output over gRPC.
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-o", "addopts=", "-q", "-p", "no:cacheprovider", "-m", "slow"]
+        + [str(Path(__file__).with_name("test_spark_trees.py"))],
+        env={**os.environ, SPARK_REMOTE_ENV: connect_server.master_url},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0 and "3 passed" in done.stdout, done.stdout[-4000:] + connect_server.log_tail()

@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from scipy.stats import spearmanr
 
 from sparkify_utils.artifacts import AT_RISK, FEATURES
+from sparkify_utils.modeling import spark_trees
 from sparkify_utils.modeling.compare import Comparison
 from sparkify_utils.modeling.reliability import Calibrator
 from sparkify_utils.modeling.table import ModelInputError
@@ -61,6 +62,8 @@ class Contributions:
     exact: bool
 
 
+#: Largest difference allowed between a Spark tree model's output and its contributions plus the base value.
+ADDITIVITY_TOLERANCE = 1e-6
 #: scikit-learn tree models TreeSHAP explains exactly (the sklearn backend's dt, rf and gbt).
 _SHAP_TREES = (
     "DecisionTreeClassifier",
@@ -70,16 +73,23 @@ _SHAP_TREES = (
 )
 
 
-def contributions(result: Comparison, X: np.ndarray, X_train: np.ndarray, train_probability: object) -> Contributions:
+def contributions(
+    result: Comparison, X: np.ndarray, X_train: np.ndarray, train_probability: object, probability: object = None
+) -> Contributions:
     """Per-user feature contributions to the chosen model's output for the input vectors ``X``.
 
     * Logistic regression (both backends): coefficient x standardised value, in log-odds; the base is the
       intercept (the log-odds of a user at the training mean of every feature). Exact.
     * scikit-learn trees: TreeSHAP (``shap.TreeExplainer``): gradient boosting in log-odds, a decision tree or
       forest in probability; the base is the model's mean output over its training data. Exact.
-    * Spark ML trees: no exact method here; an approximation (importance x robust z-score ((value - training
-      median) / IQR, clipped to ±3) x the sign of the feature's Spearman correlation with the training
-      probabilities), said so in ``method``. Run with ``model_backend=sklearn`` for exact reasons.
+    * Spark ML trees: TreeSHAP on the trees rebuilt from the model itself (:mod:`.spark_trees`, in classic mode
+      and over Spark Connect): gradient boosting in log-odds, a decision tree or forest in probability; the
+      base is the model's mean output over the training users (``X_train``). Exact: the rebuilt model must give
+      Spark's probability (``train_probability`` on ``X_train``, ``probability`` on ``X`` when given) for
+      every user, else the approximation below is used and ``method`` says why.
+    * Otherwise an approximation (importance x robust z-score ((value - training median) / IQR, clipped to
+      ±3) x the sign of the feature's Spearman correlation with the training probabilities), said so in
+      ``method``.
     """
     backend, fitted = result.backend, result.models[result.chosen]
     estimator = backend.estimator(fitted)
@@ -91,15 +101,16 @@ def contributions(result: Comparison, X: np.ndarray, X_train: np.ndarray, train_
         intercept = estimator.intercept_[0] if hasattr(estimator, "intercept_") else estimator.intercept
         return Contributions(z * coef, float(intercept), "log-odds", "coefficient × standardised value (exact)", True)
     if type(estimator).__name__ in _SHAP_TREES and type(estimator).__module__.startswith("sklearn"):
-        with warnings.catch_warnings():  # shap's plotting colours use matplotlib calls due for deprecation
-            warnings.simplefilter("ignore", PendingDeprecationWarning)
-            import shap  # noqa: PLC0415 - only the at-risk list needs it, and it takes a second to import
-
-        explainer = shap.TreeExplainer(estimator)
-        values, base = np.asarray(explainer.shap_values(X)), np.ravel(explainer.expected_value)
+        values, base = _tree_shap(estimator, X)
         if values.ndim == 3:  # one slice per class: the churn class's, in probability
             return Contributions(values[..., 1], float(base[1]), "probability", "TreeSHAP (exact)", True)
         return Contributions(values, float(base[0]), "log-odds", "TreeSHAP (exact)", True)
+    why = "not exact: run with model_backend=sklearn for TreeSHAP"
+    if spark_trees.is_spark_tree(estimator):
+        try:
+            return _spark_tree_shap(estimator, X, X_train, train_probability, probability)
+        except spark_trees.RebuildError as error:
+            why = f"not exact: {error}"
     centre = np.median(X_train, axis=0)
     q75, q25 = np.percentile(X_train, [75, 25], axis=0)
     scale = np.where(q75 - q25 > 0, q75 - q25, X_train.std(axis=0))
@@ -116,10 +127,36 @@ def contributions(result: Comparison, X: np.ndarray, X_train: np.ndarray, train_
         z * importance * direction,
         float("nan"),
         "relative score",
-        f"approximation for {backend.name} {result.chosen} (importance × robust z-score × direction; "
-        "not exact: run with model_backend=sklearn for TreeSHAP)",
+        f"approximation for {backend.name} {result.chosen} (importance × robust z-score × direction; {why})",
         False,
     )
+
+
+def _tree_shap(model: object, X: np.ndarray, check_additivity: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """TreeSHAP values (path-dependent) of a tree model for ``X``, and the base value(s)."""
+    with warnings.catch_warnings():  # shap's plotting colours use matplotlib calls due for deprecation
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        import shap  # noqa: PLC0415 - only the at-risk list needs it, and it takes a second to import
+
+    explainer = shap.TreeExplainer(model)
+    values = np.asarray(explainer.shap_values(X, check_additivity=check_additivity))
+    return values, np.ravel(explainer.expected_value)
+
+
+def _spark_tree_shap(
+    estimator: object, X: np.ndarray, X_train: np.ndarray, train_probability: object, probability: object
+) -> Contributions:
+    """TreeSHAP on a Spark tree model rebuilt by :mod:`.spark_trees`, checked against Spark's own output."""
+    ensemble = spark_trees.rebuild(estimator, X_train)
+    ensemble.check(X_train, train_probability, "the training users")
+    if probability is not None:
+        ensemble.check(X, probability, "the scored users")
+    values, base = _tree_shap(ensemble.shap_model(), X, check_additivity=False)  # checked below
+    error = float(np.max(np.abs(values.sum(axis=1) + base[0] - ensemble.predict(X)), initial=0.0))
+    if not error <= ADDITIVITY_TOLERANCE:
+        raise spark_trees.RebuildError(f"TreeSHAP values miss the model's output by {error:.2e}")
+    method = f"TreeSHAP on the Spark ML trees rebuilt from the model (exact, checked to {ADDITIVITY_TOLERANCE:g})"
+    return Contributions(values, float(base[0]), ensemble.output, method, True)
 
 
 def _describe(name: str, value: float, centre: float) -> str:
@@ -196,7 +233,7 @@ def rank_at_risk(
     if len(scored):
         train = result.backend.vectors(model, result.backend.training_users())
         X, X_train = np.stack(scored["x"].to_numpy()), np.stack(train["x"].to_numpy())
-        contrib = contributions(result, X, X_train, train["probability"])
+        contrib = contributions(result, X, X_train, train["probability"], scored["score"])
         scaling = result.backend.scaling(model)
         centre = scaling[0] if scaling is not None else np.median(X_train, axis=0)
         found = top_reasons(contrib, X, centre, result.feature_names)
