@@ -23,11 +23,19 @@ _NOTEBOOKS_COLLECTED = pytest.StashKey[bool]()
 _FAILED_NOTEBOOKS: list[str] = []
 
 
+#: JVM options of every JVM the suite starts (its Spark drivers, notebook kernels' drivers, Connect servers, the
+#: cluster's master, workers and executors): the suite's Spark work is hundreds of short jobs on tiny data, where
+#: the JVM's optimising compiler costs more CPU than it saves. Results do not depend on the compiler (Java 17
+#: floating point is strict), so the tests still check what a user's run computes.
+TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+
+
 def pytest_configure() -> None:
-    """Point the project's data and outputs at the sandbox for the whole session."""
+    """Point the project's data and outputs at the sandbox for the whole session; set the JVMs' options."""
     os.environ["SPARKIFY_DATA_DIR"] = str(_SANDBOX / "data")
     os.environ["SPARKIFY_OUTPUTS_DIR"] = str(_SANDBOX / "outputs")
     (_SANDBOX / "data").mkdir(exist_ok=True)
+    os.environ["JAVA_TOOL_OPTIONS"] = f"{os.environ.get('JAVA_TOOL_OPTIONS', '')} {TEST_JVM_OPTIONS}".strip()
 
 
 def _is_notebook(item: pytest.Item) -> bool:

@@ -367,3 +367,18 @@ def test_shared_spark_dir_gets_one_folder_per_run(project):
 def test_tokens_are_not_recorded():
     params = {"spark_master": "sc://host:443/;token=SECRET;x-cluster-id=1", "seed": 1}
     assert record.redact(params) == {"spark_master": "sc://host:443/;token=***;x-cluster-id=1", "seed": 1}
+
+
+def test_java_version_is_recorded_whatever_the_jvm_options(monkeypatch):
+    # The suite's JVMs run with JAVA_TOOL_OPTIONS, which java announces before its version.
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-XX:+UseSerialGC")
+    java = record.environment_versions()["java"]
+    assert "version" in java and not java.startswith("Picked up")
+
+
+def test_quick_start_jvm_only_for_a_small_local_input_and_never_over_the_users_options():
+    small, large = runner.QUICK_JVM_MAX_BYTES, runner.QUICK_JVM_MAX_BYTES + 1
+    assert runner.quick_jvm_options(small, {}) == runner.QUICK_JVM_OPTIONS
+    assert runner.quick_jvm_options(large, {}) == ""  # the full log keeps the JVM's optimising compiler
+    assert runner.quick_jvm_options(None, {}) == ""  # a remote input's size is unknown
+    assert runner.quick_jvm_options(small, {"spark.driver.extraJavaOptions": "-Xss4m"}) == ""

@@ -22,6 +22,7 @@ import pytest
 from test_cluster import assert_same_results
 
 from sparkify_utils import artifacts, paths
+from sparkify_utils.runtime import runner
 from sparkify_utils.runtime.cli import main
 from sparkify_utils.runtime.runner import RunError, run
 from sparkify_utils.synth.generate import generate_log
@@ -66,6 +67,8 @@ def test_ci_run_produces_every_artifact(ci_run):
     # The notebooks ran on one Spark Connect server, stopped with the run; the recorded master is the user's.
     assert manifest["spark"]["mode"] == "connect-server" and manifest["spark"]["master"] == "local[2]"
     assert manifest["parameters"]["spark_master"] == "local[2]"
+    # A tiny input: the server's JVM was started for many short jobs, and the manifest says so.
+    assert manifest["spark"]["java_options"] == runner.QUICK_JVM_OPTIONS
     assert not process_alive(manifest["spark"]["pid"])
     # Other tests may have completed runs since; latest always points at a successful one.
     latest = manifest_of(paths.latest_link())

@@ -252,12 +252,14 @@ def start_connect_server(
     port: int = 0,
     timeout: float = START_TIMEOUT,
     conf: Mapping[str, Any] | None = None,
+    java_options: str = "",
 ) -> LocalServers:
     """Start a Spark Connect server (its driver on ``master``) on 127.0.0.1; return once it accepts clients.
 
     The result's ``master_url`` is the ``sc://`` URL to pass as ``spark_master``. ``conf`` adds Spark
     settings (a client can change only SQL settings of its session; the others are fixed at the
-    server's start). Needs the client libraries of ``pip install -e .[connect]`` in the process that connects.
+    server's start); ``java_options`` are added to the driver JVM's options. Needs the client libraries of
+    ``pip install -e .[connect]`` in the process that connects.
     """
     owns = work_dir is None
     root = Path(work_dir or tempfile.mkdtemp(prefix="sparkify-connect-")).resolve()
@@ -283,7 +285,7 @@ def start_connect_server(
                 "--driver-memory",
                 driver_memory,
                 "--driver-java-options",
-                f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}",
+                f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG} {java_options}".strip(),
                 *(arg for key, value in settings.items() for arg in ("--conf", f"{key}={value}")),
             ],
         )

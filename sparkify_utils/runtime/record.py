@@ -94,7 +94,9 @@ def environment_versions() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
-    versions["java"] = (java.stderr.splitlines() or [None])[0]
+    # The JVM announces JAVA_TOOL_OPTIONS / _JAVA_OPTIONS before its version.
+    lines = [line for line in java.stderr.splitlines() if not line.startswith("Picked up ")]
+    versions["java"] = (lines or [None])[0]
     return versions
 
 

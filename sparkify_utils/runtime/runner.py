@@ -40,6 +40,13 @@ from sparkify_utils.runtime.session import SPARK_REMOTE_ENV
 
 #: Default per-cell timeout, generous enough for the full-size log on one machine.
 DEFAULT_CELL_TIMEOUT = 3600
+#: JVM options of the run's own Spark Connect server when the input is small (up to QUICK_JVM_MAX_BYTES): a
+#: small log's work is hundreds of short Spark jobs, on which the JVM's optimising compiler (C2) and parallel
+#: garbage collector spend more CPU than they save (see the README's speed section). Results do not change
+#: (Java 17 floating point is strict). Larger inputs keep the JVM's defaults; a user's own
+#: ``spark.driver.extraJavaOptions`` in ``spark_conf`` replaces these.
+QUICK_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+QUICK_JVM_MAX_BYTES = 256 << 20
 
 
 class RunError(RuntimeError):
@@ -106,12 +113,20 @@ def _figures(run_dir: Path) -> dict[str, int]:
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
 
 
+def quick_jvm_options(input_bytes: int | None, spark_conf: dict[str, Any]) -> str:
+    """The run's Connect server JVM options: ``QUICK_JVM_OPTIONS`` for a local input of at most
+    ``QUICK_JVM_MAX_BYTES``, none for a larger or remote one or when ``spark_conf`` sets the driver's own."""
+    small = input_bytes is not None and input_bytes <= QUICK_JVM_MAX_BYTES
+    return QUICK_JVM_OPTIONS if small and "spark.driver.extraJavaOptions" not in spark_conf else ""
+
+
 @contextlib.contextmanager
 def _spark_for_run(
     steps: Sequence[str],
     effective: dict[str, dict[str, Any]],
     shared: bool,
     echo: Callable[[str], None],
+    input_bytes: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """One Spark Connect server for the run's notebooks when their master is local; yields how Spark runs.
 
@@ -128,9 +143,11 @@ def _spark_for_run(
         echo(f"Each notebook starts its own Spark: no Spark Connect client here ({problem}).")
     elif shared and master.startswith("local"):
         settings, started = effective[spark_steps[0]], time.perf_counter()
+        conf = settings.get("spark_conf") or {}
+        java_options = quick_jvm_options(input_bytes, conf)
         try:
             server = start_connect_server(
-                master=master, driver_memory=settings["driver_memory"], conf=settings.get("spark_conf") or {}
+                master=master, driver_memory=settings["driver_memory"], conf=conf, java_options=java_options
             )
         except ClusterError as exc:
             echo(f"Each notebook starts its own Spark: the run's Spark Connect server did not start ({exc})")
@@ -142,11 +159,13 @@ def _spark_for_run(
             "pid": server.processes["connect-server"].pid,
             "master": master,
             "driver_memory": settings["driver_memory"],
+            "java_options": java_options,
             "start_seconds": round(time.perf_counter() - started, 1),
         }
         echo(
-            f"Spark for this run: {server.master_url} ({master}, driver memory {settings['driver_memory']}), "
-            f"started in {info['start_seconds']:.1f} s"
+            f"Spark for this run: {server.master_url} ({master}, driver memory {settings['driver_memory']}"
+            + (", quick-start JVM for a small input" if java_options else "")
+            + f"), started in {info['start_seconds']:.1f} s"
         )
         os.environ[SPARK_REMOTE_ENV] = server.master_url
     try:
@@ -259,7 +278,7 @@ def run(
         try:
             manifest["notebooks"].update(reuse.materialize(plan, run_dir, layout.spark_dir))
             record.write_json(manifest_path, manifest)
-            with _spark_for_run(plan.run, effective, shared_spark, echo) as spark:
+            with _spark_for_run(plan.run, effective, shared_spark, echo, input_info.get("bytes")) as spark:
                 manifest["spark"] = spark
                 for index, step in enumerate(plan.run, 1):
                     nb_params = {**per_notebook[step], "run_dir": str(run_dir)}
