@@ -176,8 +176,29 @@ def test_dashboard_renders_the_run(browser, ci_run, tmp_path):
             assert key, f"no threshold changes the {before} rows of {len(scored)} scored users"
             assert _count_after(page, key, before) == expected[key]
 
+            # The campaign's sliders recompute the plan in the kernel from the stored scores: the cheapest contact and
+            # the dearest churner, then no churner saved, each give the best k that the same function computes here.
+            decisions = json.loads((ci_run / "decisions.json").read_text())
+            economics = dict(decisions["economics"]["parameters"])
+            shown = [_campaign_k(page)]
+            moves = (("contact-cost", "Home", 0.5), ("churner-value", "End", 500.0), ("save-rate", "Home", 0.0))
+            for slider, key, value in moves:
+                economics[slider.replace("-", "_")] = value
+                best = analysis.campaign(decisions, scored, **economics)["best"]["k"]
+                page.locator(f".spk-{slider} .noUi-handle").press(key)
+                page.wait_for_function(
+                    f"document.querySelector('.spk-campaign-count')?.dataset.k === '{best}'", timeout=30_000
+                )
+                shown.append(_campaign_k(page))
+            assert shown[-1] == 0 and len(set(shown)) > 1, f"the campaign's k did not follow its sliders: {shown}"
+            _assert_no_errors(page)
+
     finally:
         page.close()
+
+
+def _campaign_k(page) -> int:
+    return int(page.locator(".spk-campaign-count").get_attribute("data-k"))
 
 
 def test_dashboard_without_a_run_says_what_to_run(browser, tmp_path):
