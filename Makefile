@@ -21,6 +21,8 @@ PARAMS ?= params/default.yaml
 ARGS   ?=
 PYTEST_ARGS ?=
 FAST_ARGS ?= -m "not slow and not browser"
+# Both cores: pytest-xdist workers, each given whole groups of tests (tests/conftest.py); WORKERS=0 runs in one process.
+WORKERS ?= 2
 LINT_ARGS ?=
 BENCH ?= $(wildcard benchmarks/bench_*.py)
 BENCH_ARGS ?=
@@ -74,11 +76,11 @@ run: setup
 
 ## test: the whole suite (unit tests, notebooks with nbmake, runner, cluster and browser tests)
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) $(PYTEST_ARGS)
 
 ## test-fast: a quick selection of the suite (FAST_ARGS, default: -m "not slow and not browser")
 test-fast: setup
-	$(BIN)/python -m pytest $(FAST_ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) $(FAST_ARGS)
 
 ## dashboard: serve the churn dashboard of outputs/latest with Voila on 127.0.0.1
 dashboard: setup

@@ -43,12 +43,40 @@ def _is_notebook(item: pytest.Item) -> bool:
     return item.nodeid.endswith(".ipynb")
 
 
+#: Test modules that run on the notebooks' pytest-xdist worker, after them: they read the notebooks' outputs
+#: (``interactive_run``) or the session's ``ci_run``, which that worker then makes once. The cluster tests
+#: compare with ``ci_run`` too, but theirs is the longest module: it makes its own on the other worker.
+WITH_NOTEBOOKS = ("tests/test_sequence.py", "tests/test_dashboard_browser.py")
+_OWN_CI_RUN = "tests/test_cluster.py"
+
+
+def worker_group(nodeid: str) -> str:
+    """The tests that run together on one worker: the notebooks with ``WITH_NOTEBOOKS``, else each module's
+    tests (so a costly module fixture is built once)."""
+    path = nodeid.split("::", 1)[0]
+    return "notebooks" if path.startswith("notebooks/") or path in WITH_NOTEBOOKS else path
+
+
+def _check_worker_groups(items: list[pytest.Item]) -> None:
+    """Refuse a test that reads the notebooks' or ``ci_run``'s outputs from a module of another worker group."""
+    for item in items:
+        shared = {"interactive_run", "ci_run"} & set(getattr(item, "fixturenames", ()))
+        path = item.nodeid.split("::", 1)[0]
+        if shared and worker_group(item.nodeid) != "notebooks" and path != _OWN_CI_RUN:
+            raise pytest.UsageError(
+                f"{item.nodeid} uses {', '.join(sorted(shared))}: add {path} to WITH_NOTEBOOKS in tests/conftest.py "
+                "so it runs on the notebooks' worker."
+            )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run nbmake's notebooks first, on tiny data under the default input name.
+    """Run nbmake's notebooks first, on tiny data under the default input name, then their worker group and
+    the cluster tests (the two longest groups, started first when the suite runs on two workers).
 
     First, because their outputs (``outputs/interactive``, written as a JupyterLab user's would be) are
     what the ``interactive_run`` tests compare with the runner's run, instead of a second full run.
     """
+    _check_worker_groups(items)
     notebooks = [item for item in items if _is_notebook(item)]
     config.stash[_NOTEBOOKS_COLLECTED] = bool(notebooks)
     if notebooks:
@@ -56,7 +84,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
         users = project.EMBEDDED_LOGS["sparkify_ci.json"]
         generate_log(project.default_input_path(), users=users, seed=project.EMBEDDED_SEED, force=True)
-        items[:] = notebooks + [item for item in items if not _is_notebook(item)]
+
+    def rank(item: pytest.Item) -> int:
+        group = worker_group(item.nodeid)
+        return 0 if _is_notebook(item) else 1 if group == "notebooks" else 2 if group == _OWN_CI_RUN else 3
+
+    items.sort(key=rank)  # stable: collection order within each rank
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """With pytest-xdist (``-n 2``), send each ``worker_group`` to one worker, groups in collection order.
+
+    Not ``--dist loadgroup``: pytest-xdist 3.8 marks its groups by rewriting ``item._nodeid``, which pytest 9.2 no
+    longer reads, so every group would be split.
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkerGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_group(nodeid)
+
+    config.option.loadscopereorder = False  # keep the order above: the longest groups start first
+    return ByWorkerGroup(config, log)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

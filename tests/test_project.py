@@ -84,3 +84,12 @@ def test_pyspark_with_this_pandas_raises_no_warnings():
     assert result.returncode == 0, result.stderr
     noisy = [line for line in result.stderr.splitlines() if "Warning" in line and "pandas" in line.lower()]
     assert not noisy, noisy
+
+
+def test_worker_groups_keep_the_notebooks_with_the_tests_that_read_their_outputs():
+    from conftest import WITH_NOTEBOOKS, worker_group
+
+    assert worker_group("notebooks/01_eda.ipynb::01_eda.ipynb") == "notebooks"
+    assert {worker_group(f"{path}::test_x") for path in WITH_NOTEBOOKS} == {"notebooks"}
+    assert worker_group("tests/test_load.py::test_x[a::b]") == "tests/test_load.py"
+    assert worker_group("tests/test_cluster.py::test_x") == "tests/test_cluster.py"
