@@ -374,8 +374,11 @@ def _each_cutoff(stacked: pd.DataFrame, cutoff: str) -> pd.DataFrame:
     return rows.sort_values("userId", ignore_index=True)
 
 
-def _assert_same_as_each_cutoff(events, users, cutoffs: list[str], horizon_days: int, lookback_days: int) -> None:
-    stacked = build.build_features_at(events, users, cutoffs, horizon_days, lookback_days).toPandas()
+def _assert_same_as_each_cutoff(
+    stacked: pd.DataFrame, events, users, cutoffs: list[str], horizon_days: int, lookback_days: int
+) -> None:
+    """The collected ``build_features_at`` table ``stacked`` holds, at each of ``cutoffs``, ``build_features`` of
+    ``events`` to the bit."""
     assert sorted(set(stacked[build.CUTOFF_DATE])) == sorted(cutoffs)
     for cutoff in cutoffs:
         alone = as_pandas(build.build_features(events, users, "horizon", cutoff, horizon_days, lookback_days))
@@ -394,7 +397,9 @@ def test_features_at_cutoffs_equal_each_cutoff_where_sessions_cross_its_midnight
     rows += session_rows("2", 952, 4.99, songs=5) + [event("2", 952, 5.0, "Settings")]  # over the lookback start
     events = frame(spark, rows)
     users = label_users(events)
-    _assert_same_as_each_cutoff(events, users, ["2018-10-21", "2018-10-14", "2018-10-25"], 14, 15)
+    cutoffs = ["2018-10-21", "2018-10-14", "2018-10-25"]
+    stacked = build.build_features_at(events, users, cutoffs, horizon_days=14, lookback_days=15).toPandas()
+    _assert_same_as_each_cutoff(stacked, events, users, cutoffs, 14, 15)
     # The session over the cutoff counts in the cutoff's table with its songs before midnight only.
     table = as_pandas(build.build_features(events, users, "horizon", "2018-10-21", 14, 15)).set_index("userId")
     assert table.loc["1", "songs_last_7d"] == 9 + 8 and table.loc["1", "sessions"] == 10 + 1 + 1
@@ -419,7 +424,7 @@ def small_generated(spark, tmp_path_factory):
 BACKTEST_DAYS = ["2018-11-19", "2018-10-22", "2018-11-05", "2018-10-29", "2018-11-12"]
 
 
-def test_features_at_cutoffs_equal_each_cutoff_on_a_generated_log(small_generated):
+def test_features_at_cutoffs_equal_each_cutoff_on_a_generated_log(spark, small_generated):
     events, users = small_generated
     sessions = (
         events.filter(F.col("userId") != "")
@@ -431,7 +436,19 @@ def test_features_at_cutoffs_equal_each_cutoff_on_a_generated_log(small_generate
     # The log holds what the day arithmetic must get right: sessions over midnight, some over a cutoff's.
     assert (sessions["start"] // DAY != sessions["end"] // DAY).sum() > 10
     assert sum(((sessions["start"] < c) & (sessions["end"] >= c)).sum() for c in cutoffs) > 0
-    _assert_same_as_each_cutoff(events, users, BACKTEST_DAYS, 14, 21)
+    # The events in another order and the shuffles in other partitions: Spark adds each sum up in another order,
+    # which must not change a bit.
+    shuffled = events.orderBy(F.rand(seed=3))
+    partitions = {"spark.sql.shuffle.partitions": "7", "spark.sql.adaptive.coalescePartitions.enabled": "false"}
+    previous = {key: spark.conf.get(key) for key in partitions}
+    try:
+        for key, value in partitions.items():
+            spark.conf.set(key, value)
+        stacked = build.build_features_at(shuffled, users, BACKTEST_DAYS, horizon_days=14, lookback_days=21).toPandas()
+    finally:
+        for key, value in previous.items():
+            spark.conf.set(key, value)
+    _assert_same_as_each_cutoff(stacked, events, users, BACKTEST_DAYS, 14, 21)
 
 
 def test_features_at_cutoffs_read_the_events_twice_in_all(small_generated):

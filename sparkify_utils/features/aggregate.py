@@ -83,7 +83,8 @@ def _session_partials() -> dict[str, tuple[Column, Callable[[str], Column]]]:
     song_length = F.when(F.col("page") == SONG_PAGE, F.col("length"))
     return {
         # A double sum depends on the order Spark adds the songs in, which differs between one window's pass and
-        # several windows' parts; whole microseconds (the log's lengths have five decimals) add up exactly.
+        # several windows' parts; whole microseconds (the log's lengths have five decimals) add up exactly. A
+        # non-finite length (none in a Sparkify log) is left out rather than failing the cast.
         "song_us": (F.sum(F.rint(song_length * _US_PER_S).try_cast("long")), F.sum),
         "song_min": (F.min(song_length), F.min),
         "song_max": (F.max(song_length), F.max),
