@@ -435,3 +435,25 @@ def test_backtest_is_skipped_with_a_reason_for_a_users_own_table(comparison, tmp
 
     document = Run(paths.run_dir).json(artifacts.BACKTEST)
     assert document["skipped"] == skipped.skipped and document["cutoffs"] == []
+
+
+def test_backtest_cutoff_tables_are_each_cutoffs_features_sorted_by_user(spark):
+    import datetime as dt
+
+    from test_features import base_rows, frame
+
+    from sparkify_utils.data.label import label_users
+    from sparkify_utils.features.build import build_features
+    from sparkify_utils.features.catalog import feature_columns
+    from sparkify_utils.modeling import backtest
+
+    events = frame(spark, base_rows())
+    users = label_users(events)
+    days = [dt.date(2018, 10, 20), dt.date(2018, 10, 13), dt.date(2018, 10, 25)]
+    tables = backtest._cutoff_tables(events, users, days, horizon_days=14, lookback_days=20)
+    assert list(tables) == days and backtest._cutoff_tables(events, users, [], 14, 20) == {}
+    descriptive = feature_columns("horizon", kinds=("descriptive",))
+    for day in days:
+        alone = build_features(events, users, "horizon", day.isoformat(), 14, 20).drop(*descriptive).toPandas()
+        alone = alone.sort_values("userId", key=lambda s: s.astype(str), kind="mergesort", ignore_index=True)
+        pd.testing.assert_frame_equal(tables[day], alone, check_exact=True, obj=day.isoformat())

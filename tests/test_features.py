@@ -363,3 +363,108 @@ def test_shuffled_label_gives_chance_auc_on_generated_data(generated, mode):
     n_neg = len(table) - n_pos
     limit = 4 * np.sqrt((len(table) + 1) / (12 * n_pos * n_neg) / repeats)
     assert (shuffled - 0.5).abs().max() < limit, shuffled.sort_values()
+
+
+# --- several cutoffs from one pass (build_features_at, the backtest's tables) ------------------------------------
+
+
+def _each_cutoff(stacked: pd.DataFrame, cutoff: str) -> pd.DataFrame:
+    """The rows of one cutoff of a collected ``build_features_at`` table, as ``as_pandas`` has a single table."""
+    rows = stacked[stacked[build.CUTOFF_DATE] == cutoff].drop(columns=build.CUTOFF_DATE)
+    return rows.sort_values("userId", ignore_index=True)
+
+
+def _assert_same_as_each_cutoff(
+    stacked: pd.DataFrame, events, users, cutoffs: list[str], horizon_days: int, lookback_days: int
+) -> None:
+    """The collected ``build_features_at`` table ``stacked`` holds, at each of ``cutoffs``, ``build_features`` of
+    ``events`` to the bit."""
+    assert sorted(set(stacked[build.CUTOFF_DATE])) == sorted(cutoffs)
+    for cutoff in cutoffs:
+        alone = as_pandas(build.build_features(events, users, "horizon", cutoff, horizon_days, lookback_days))
+        assert len(alone) > 0
+        pd.testing.assert_frame_equal(_each_cutoff(stacked, cutoff), alone, check_exact=True, obj=cutoff)
+
+
+def test_features_at_cutoffs_equal_each_cutoff_where_sessions_cross_its_midnights(spark):
+    # Cutoffs (days 13, 20, 24), lookback starts (15 days earlier) and trend starts (7 and 14 days) are midnights:
+    # sessions run across the cutoff, lookback start and trend starts of day 20, and events fall exactly on them.
+    rows = base_rows()
+    rows += session_rows("1", 950, 19.98, songs=12, extra=("Thumbs Up",))  # 23:31 on day 19 to 00:19 on day 20
+    rows.append(event("1", 950, 20.0, "NextSong", song=40))  # a new song exactly at the cutoff
+    rows += session_rows("4", 951, 12.99, songs=5, extra=("Home",))  # over the 7-day trend start
+    rows += session_rows("1", 953, 5.99, songs=5) + [event("1", 953, 6.0, "NextSong", song=41)]  # 14-day start
+    rows += session_rows("2", 952, 4.99, songs=5) + [event("2", 952, 5.0, "Settings")]  # over the lookback start
+    events = frame(spark, rows)
+    users = label_users(events)
+    cutoffs = ["2018-10-21", "2018-10-14", "2018-10-25"]
+    stacked = build.build_features_at(events, users, cutoffs, horizon_days=14, lookback_days=15).toPandas()
+    _assert_same_as_each_cutoff(stacked, events, users, cutoffs, 14, 15)
+    # The session over the cutoff counts in the cutoff's table with its songs before midnight only.
+    table = as_pandas(build.build_features(events, users, "horizon", "2018-10-21", 14, 15)).set_index("userId")
+    assert table.loc["1", "songs_last_7d"] == 9 + 8 and table.loc["1", "sessions"] == 10 + 1 + 1
+
+
+@pytest.fixture(scope="module")
+def small_generated(spark, tmp_path_factory):
+    """A generated 40-user log over 2018-10-01 .. 2018-12-02 as notebook 01 writes it, and its users table."""
+    from sparkify_utils.data.ingest import ingest_events
+    from sparkify_utils.paths import run_paths
+    from sparkify_utils.synth.generate import generate_log
+
+    root = tmp_path_factory.mktemp("small_generated")
+    generate_log(root / "log.json", users=40, seed=11, workers=1)
+    events = ingest_events(spark, str(root / "log.json"), run_paths(str(root / "run"))).events
+    users = label_users(events)
+    # A local copy: its plan reads no Parquet, so the events' scans can be counted.
+    return events, spark.createDataFrame(users.collect(), users.schema)
+
+
+#: The backtest's days for 3 cutoffs a week apart, a 14-day horizon, on a log ending 2018-12-03, out of order.
+BACKTEST_DAYS = ["2018-11-19", "2018-10-22", "2018-11-05", "2018-10-29", "2018-11-12"]
+
+
+def test_features_at_cutoffs_equal_each_cutoff_on_a_generated_log(spark, small_generated):
+    events, users = small_generated
+    sessions = (
+        events.filter(F.col("userId") != "")
+        .groupBy("userId", "sessionId")
+        .agg(F.min("ts").alias("start"), F.max("ts").alias("end"))
+        .toPandas()
+    )
+    cutoffs = [window.date_to_ms(dt.date.fromisoformat(day)) for day in BACKTEST_DAYS]
+    # The log holds what the day arithmetic must get right: sessions over midnight, some over a cutoff's.
+    assert (sessions["start"] // DAY != sessions["end"] // DAY).sum() > 10
+    assert sum(((sessions["start"] < c) & (sessions["end"] >= c)).sum() for c in cutoffs) > 0
+    # The events in another order and the shuffles in other partitions: Spark adds each sum up in another order,
+    # which must not change a bit.
+    shuffled = events.orderBy(F.rand(seed=3))
+    partitions = {"spark.sql.shuffle.partitions": "7", "spark.sql.adaptive.coalescePartitions.enabled": "false"}
+    previous = {key: spark.conf.get(key) for key in partitions}
+    try:
+        for key, value in partitions.items():
+            spark.conf.set(key, value)
+        stacked = build.build_features_at(shuffled, users, BACKTEST_DAYS, horizon_days=14, lookback_days=21).toPandas()
+    finally:
+        for key, value in previous.items():
+            spark.conf.set(key, value)
+    _assert_same_as_each_cutoff(stacked, events, users, BACKTEST_DAYS, 14, 21)
+
+
+def test_features_at_cutoffs_read_the_events_twice_in_all(small_generated):
+    events, users = small_generated
+    plan = build.build_features_at(events, users, BACKTEST_DAYS)._jdf.queryExecution().executedPlan().toString()
+    assert plan.count("FileScan parquet") == 2, plan
+
+
+def test_aggregates_at_refuses_windows_off_midnight(base):
+    from dataclasses import replace
+
+    from sparkify_utils.features.aggregate import aggregates_at
+
+    events, users = base
+    resolved = window.resolve_window(users, "horizon", "2018-10-20")
+    with pytest.raises(ValueError, match="UTC midnights"):
+        aggregates_at(events, [resolved, replace(resolved, cutoff_ts=resolved.cutoff_ts + 1)])
+    with pytest.raises(ValueError, match="at least one window"):
+        aggregates_at(events, [])

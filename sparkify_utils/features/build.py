@@ -11,13 +11,15 @@ before it; the label is "cancels within ``horizon_days`` after the cutoff". The 
 the users active at the end of the log, where no label exists yet.
 
 Events are read in two passes whatever the number of features (see
-:mod:`sparkify_utils.features.aggregate`). The label comes from the users table of
-``label.label_users``, the one definition of churn. This module turns the aggregates into the
-training, scoring and user-item tables and writes them.
+:mod:`sparkify_utils.features.aggregate`), and ``build_features_at`` builds the horizon-mode
+tables of several cutoffs (the backtest's) from two passes in all. The label comes from the users
+table of ``label.label_users``, the one definition of churn. This module turns the aggregates into
+the training, scoring and user-item tables and writes them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from pyspark.sql import functions as F
 
 from sparkify_utils.artifacts import FEATURE_DICTIONARY, FEATURE_TABLE, SCORING_TABLE, USER_COLUMNS, USER_ITEM
 from sparkify_utils.data.schema import DAY_MS
-from sparkify_utils.features.aggregate import aggregates
+from sparkify_utils.features.aggregate import WINDOW, aggregates, aggregates_at
 from sparkify_utils.features.catalog import (
     COUNTED_PAGES,
     DEFAULT_LABEL_MODE,
@@ -66,7 +68,25 @@ def _region(state: Column) -> Column:
     return F.coalesce(mapping[state], F.when(state == UNKNOWN, UNKNOWN).otherwise(F.lit("Other")))
 
 
-def _derive(agg: DataFrame, window: FeatureWindow, lookback_days: int) -> DataFrame:
+#: Column of ``build_features_at``'s rows: the cutoff (ISO date) of the table they belong to.
+CUTOFF_DATE = "cutoff_date"
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    """Where a table's features stop and its labels end (epoch ms): literals for one window's table, columns of
+    the aggregates for a stack of several windows' tables."""
+
+    label_mode: str
+    cutoff_ts: Column
+    horizon_end_ts: Column
+
+    @classmethod
+    def of(cls, window: FeatureWindow) -> _Bounds:
+        return cls(window.label_mode, F.lit(window.cutoff_ts), F.lit(window.horizon_end_ts))
+
+
+def _derive(agg: DataFrame, bounds: _Bounds, lookback_days: int) -> DataFrame:
     """Turn the raw aggregates into the feature columns (rates, times, categories)."""
     songs = F.col("songs")
     derived = {
@@ -78,8 +98,8 @@ def _derive(agg: DataFrame, window: FeatureWindow, lookback_days: int) -> DataFr
         "upgrades": F.col("Submit Upgrade"),
         "downgrades": F.col("Submit Downgrade"),
         "listening_hours": F.col("song_seconds") / 3600,
-        "tenure_days": (F.lit(window.cutoff_ts) - F.col("registration_ts")) / DAY_MS,
-        "recency_days": (F.lit(window.cutoff_ts) - F.col("last_event_ts")) / DAY_MS,
+        "tenure_days": (bounds.cutoff_ts - F.col("registration_ts")) / DAY_MS,
+        "recency_days": (bounds.cutoff_ts - F.col("last_event_ts")) / DAY_MS,
         "os": _os(F.col("userAgent")),
         "state": _state(F.col("location")),
     }
@@ -91,23 +111,26 @@ def _derive(agg: DataFrame, window: FeatureWindow, lookback_days: int) -> DataFr
     return out.fillna(UNKNOWN, subset=["level", "gender"])
 
 
-def _build(agg: DataFrame, users: DataFrame, window: FeatureWindow, lookback_days: int, labelled: bool) -> DataFrame:
-    """Feature columns (and the label if ``labelled``) from the per-user aggregates of ``window``."""
+def _build(
+    agg: DataFrame, users: DataFrame, bounds: _Bounds, lookback_days: int, labelled: bool, keys: Sequence[str] = ()
+) -> DataFrame:
+    """Feature columns (and the label if ``labelled``) from the per-user aggregates of ``bounds``'s window(s);
+    ``keys`` are columns of ``agg`` kept in front (which table of a stack a row belongs to)."""
     agg = agg.join(users.select(*USER_COLUMNS), "userId", "left")
-    if window.label_mode == "horizon":
+    if bounds.label_mode == "horizon":
         churn_ts = F.col("churn_ts")
-        not_cancelled = churn_ts.isNull() | (churn_ts >= window.cutoff_ts)
+        not_cancelled = churn_ts.isNull() | (churn_ts >= bounds.cutoff_ts)
         agg = agg.filter((F.col("lookback_events") > 0) & not_cancelled)
-        label = churn_ts.isNotNull() & (churn_ts < window.horizon_end_ts)
+        label = churn_ts.isNotNull() & (churn_ts < bounds.horizon_end_ts)
     else:
         label = F.col("churn") == 1
-    out = _derive(agg, window, lookback_days)
-    names = feature_columns(window.label_mode)
-    numeric = set(feature_columns(window.label_mode, ("numeric",)))
+    out = _derive(agg, bounds, lookback_days)
+    names = feature_columns(bounds.label_mode)
+    numeric = set(feature_columns(bounds.label_mode, ("numeric",)))
     cols = [F.col(n).cast("double").alias(n) if n in numeric else F.col(n) for n in names]
     if labelled:
         cols.insert(0, F.when(label, 1).otherwise(0).cast("int").alias("churn"))
-    return out.select("userId", *cols)
+    return out.select(*keys, "userId", *cols)
 
 
 def build_features(
@@ -124,7 +147,30 @@ def build_features(
     that defines churn). Reads the events in two passes, whatever the number of features.
     """
     window = resolve_window(users, label_mode, cutoff_date, horizon_days, lookback_days)
-    return _build(aggregates(events, window), users, window, lookback_days, labelled=True)
+    return _build(aggregates(events, window), users, _Bounds.of(window), lookback_days, labelled=True)
+
+
+def build_features_at(
+    events: DataFrame,
+    users: DataFrame,
+    cutoff_dates: Sequence[str],
+    horizon_days: int = 14,
+    lookback_days: int = 28,
+) -> DataFrame:
+    """The horizon-mode ``build_features`` table as of each of ``cutoff_dates``, stacked behind a ``cutoff_date``
+    column (ISO date), from two passes over the events in all instead of two per cutoff.
+
+    The rows of a cutoff are those of ``build_features(events, users, "horizon", cutoff_date, horizon_days,
+    lookback_days)``, to the bit (see :func:`~sparkify_utils.features.aggregate.aggregates_at`).
+    """
+    windows = [resolve_window(users, "horizon", day, horizon_days, lookback_days) for day in cutoff_dates]
+    labels = events.sparkSession.createDataFrame(
+        [(i, w.cutoff_date, w.cutoff_ts, w.horizon_end_ts) for i, w in enumerate(windows)],
+        f"{WINDOW} int, {CUTOFF_DATE} string, cutoff_ts long, horizon_end_ts long",
+    )
+    agg = aggregates_at(events, windows).join(F.broadcast(labels), WINDOW).drop(WINDOW)
+    bounds = _Bounds("horizon", F.col("cutoff_ts"), F.col("horizon_end_ts"))
+    return _build(agg, users, bounds, lookback_days, labelled=True, keys=(CUTOFF_DATE,))
 
 
 def _log_end_window(users: DataFrame, label_mode: str, lookback_days: int) -> FeatureWindow:
@@ -136,11 +182,11 @@ def _log_end_window(users: DataFrame, label_mode: str, lookback_days: int) -> Fe
 def _scoring(agg: DataFrame, users: DataFrame, window: FeatureWindow, label_mode: str, lookback_days: int) -> DataFrame:
     """The scoring table from the per-user aggregates of ``window`` (see ``build_scoring``)."""
     if label_mode == "whole_period":
-        features = _build(agg, users, window, lookback_days, labelled=True)
+        features = _build(agg, users, _Bounds.of(window), lookback_days, labelled=True)
         # Recency would leak the label as a model input in this mode, but the at-risk list needs it.
         recency = users.select("userId", ((F.lit(window.log_end_ts) - F.col("last_ts")) / DAY_MS).alias("recency_days"))
         return features.filter(F.col("churn") == 0).drop("churn").join(recency, "userId", "left")
-    return _build(agg, users, replace(window, label_mode="horizon"), lookback_days, labelled=False)
+    return _build(agg, users, _Bounds.of(replace(window, label_mode="horizon")), lookback_days, labelled=False)
 
 
 def build_scoring(
@@ -216,7 +262,7 @@ def build_tables(
     end_agg = aggregates(events, end).cache()
     train_agg = end_agg if label_mode == "whole_period" else aggregates(events, window)
     return FeatureTables(
-        features=_build(train_agg, users, window, lookback_days, labelled=True),
+        features=_build(train_agg, users, _Bounds.of(window), lookback_days, labelled=True),
         scoring=_scoring(end_agg, users, end, label_mode, lookback_days),
         user_item=_user_item(end_agg, users),
         cached=end_agg,

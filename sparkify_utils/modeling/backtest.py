@@ -7,7 +7,8 @@ whose horizon the log still covers, with the run's ``horizon_days`` and ``lookba
 1. the horizon-mode features are built as of the test cutoff (users active in the lookback, not cancelled)
    and as of its **training cutoff**, ``horizon_days`` earlier, so that every training label (cancelled
    within the horizon after the training cutoff) was known on the test cutoff: no training user's label
-   reaches past it;
+   reaches past it (every cutoff's table comes from the same two passes over the events,
+   ``features.build.build_features_at``);
 2. the chosen model, with its tuned hyper-parameters and the run's backend, is fit on the training cutoff's
    users (class weights as in the comparison); its threshold (best churn-class F1) and calibrator are chosen
    on ``tuning folds`` out-of-fold predictions of those users only;
@@ -22,19 +23,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
-from pyspark.util import inheritable_thread_target
 
 from sparkify_utils.artifacts import FEATURES, FEATURES_SUMMARY
 from sparkify_utils.data.label import read_users
 from sparkify_utils.data.read import read_clean_events
 from sparkify_utils.data.schema import DAY_MS
-from sparkify_utils.features.build import build_features
+from sparkify_utils.features.build import CUTOFF_DATE, build_features_at
 from sparkify_utils.features.catalog import feature_columns
 from sparkify_utils.features.window import date_to_ms, log_end_ts, ms_to_date
 from sparkify_utils.modeling.backtest_report import BACKTEST_METRICS, Backtest, note, skipped
@@ -50,8 +49,6 @@ from sparkify_utils.paths import RunPaths
 
 #: Folds of the training cutoff's users that choose the threshold and the calibrator.
 THRESHOLD_FOLDS = 3
-#: Cutoff tables built at the same time (each is a chain of small Spark jobs).
-CONCURRENT_CUTOFFS = 4
 _FINAL = "__bt_final"
 
 
@@ -96,24 +93,21 @@ def _cancellations(lifetimes: pd.DataFrame, cutoff: dt.date, horizon_days: int) 
     return int(((churn_ts >= start) & (churn_ts < start + horizon_days * DAY_MS)).sum())
 
 
-def _cutoff_table(
-    events: DataFrame, users: DataFrame, cutoff: dt.date, horizon_days: int, lookback_days: int
-) -> pd.DataFrame:
-    descriptive = feature_columns("horizon", kinds=("descriptive",))
-    table = build_features(events, users, "horizon", cutoff.isoformat(), horizon_days, lookback_days)
-    return table.drop(*descriptive).toPandas().sort_values("userId", key=lambda s: s.astype(str), kind="mergesort")
-
-
 def _cutoff_tables(
     events: DataFrame, users: DataFrame, days: list[dt.date], horizon_days: int, lookback_days: int
 ) -> dict[dt.date, pd.DataFrame]:
-    """The horizon-mode table as of each of ``days``, built concurrently: on a small log each build is a chain of
-    short Spark jobs whose time goes to scheduling, which concurrent jobs share."""
-    build = inheritable_thread_target(events.sparkSession)(
-        lambda day: _cutoff_table(events, users, day, horizon_days, lookback_days)
-    )
-    with ThreadPoolExecutor(max(1, min(len(days), CONCURRENT_CUTOFFS))) as pool:
-        return dict(zip(days, pool.map(build, days), strict=True))
+    """The horizon-mode table as of each of ``days`` (rows sorted by user), all built and collected at once."""
+    if not days:
+        return {}
+    descriptive = feature_columns("horizon", kinds=("descriptive",))
+    stacked = build_features_at(events, users, [day.isoformat() for day in days], horizon_days, lookback_days)
+    tables = stacked.drop(*descriptive).toPandas()
+    return {
+        day: tables[tables[CUTOFF_DATE] == day.isoformat()]
+        .drop(columns=CUTOFF_DATE)
+        .sort_values("userId", key=lambda s: s.astype(str), kind="mergesort", ignore_index=True)
+        for day in days
+    }
 
 
 def _roles(train_y: np.ndarray, test_users: int, seed: int) -> pd.DataFrame:
