@@ -78,8 +78,10 @@ def test_failing_notebook_leaves_latest_untouched(ci_run):
 
 
 def test_changed_model_parameter_reuses_load_and_features(ci_run, capsys):
-    """``--only`` the models with a new CV setting: the load and features come from ci_run, linked."""
-    assert main(["run", "--params", str(CI), "--only", artifacts.MODELS, "-p", "cv_folds=4"]) == 0
+    """``--only`` the models with new settings (4 CV folds, no backtest): the load and features come from
+    ci_run, linked."""
+    args = ["run", "--params", str(CI), "--only", artifacts.MODELS, "-p", "cv_folds=4", "-p", "backtest_cutoffs=0"]
+    assert main(args) == 0
     out = capsys.readouterr().out
     run_dir = Path(re.search(r"^Run \S+ -> (\S+)$", out, re.M).group(1))
     manifest = manifest_of(run_dir)
@@ -97,6 +99,7 @@ def test_changed_model_parameter_reuses_load_and_features(ci_run, capsys):
     # The models ran with the new parameter on the reused features: 4 folds x 1 repeat per model.
     folds = json.loads((run_dir / artifacts.MODEL_METRICS.name).read_text())["folds"]
     assert {len(scores["f1"]) for scores in folds.values()} == {4}
+    assert "backtest_cutoffs=0" in json.loads((run_dir / artifacts.BACKTEST.name).read_text())["skipped"]
 
 
 def test_notebooks_alone_match_the_runs_shared_spark_server(ci_run, interactive_run):
