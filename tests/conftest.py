@@ -45,7 +45,8 @@ def _is_notebook(item: pytest.Item) -> bool:
 
 #: Test modules that run on the notebooks' pytest-xdist worker, after them: they read the notebooks' outputs
 #: (``interactive_run``) or the session's ``ci_run``, which that worker then makes once. The cluster tests
-#: compare with ``ci_run`` too, but theirs is the longest module: it makes its own on the other worker.
+#: compare with a local run too, but theirs is the longest module: on the other worker it makes its own, of the
+#: Spark steps only (``local_run`` in tests/test_cluster.py).
 WITH_NOTEBOOKS = ("tests/test_sequence.py", "tests/test_dashboard_browser.py")
 _OWN_CI_RUN = "tests/test_cluster.py"
 

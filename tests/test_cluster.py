@@ -2,10 +2,11 @@
 
 Local mode runs driver and executors in one JVM, so it hides driver-local assumptions: Python
 objects closed over in tasks, large collect()s, executors writing where only the driver looks.
-Here the Spark steps of the ``params/ci.yaml`` run (load and features) go through the cluster, and the
-load over a user's Spark Connect server, and must give the local run's results: same rows, users and
-labels exactly, same features to 1e-9 relative; a log with duplicates spread over two files loses the
-same copies as in local mode. All processes sit on this machine's disk, so a dataset written by an
+Here the Spark steps of the ``params/ci.yaml`` run (load and features) go through a user's Spark
+Connect server whose driver is an application on the cluster, the Spark ML trees are fitted there
+over gRPC, and a classic application ingests a log with duplicates spread over two files. Each must
+give the local run's results: same rows, users and labels exactly, same features to 1e-9 relative,
+the same copies dropped. All processes sit on this machine's disk, so a dataset written by an
 executor to a local path is still visible to the driver; ``spark_dir`` on object storage covers
 that case on a real cluster.
 """
@@ -34,7 +35,6 @@ from sparkify_utils.runtime.local_servers import (
     start_connect_server,
     start_local_cluster,
 )
-from sparkify_utils.runtime.params import notebook_parameters
 from sparkify_utils.runtime.runner import RunError, run
 from sparkify_utils.runtime.session import SPARK_REMOTE_ENV
 
@@ -51,7 +51,7 @@ SMOKE_APP = "sparkify-cluster-smoke"
 SMOKE_JOB = """
 import json, sys, time
 from sparkify_utils.runtime.session import get_spark
-spark = get_spark(sys.argv[1], driver_memory="1g", app_name=sys.argv[2])
+spark = get_spark(sys.argv[1], driver_memory="1g", app_name=sys.argv[2], shuffle_partitions=4)
 sc = spark.sparkContext
 deadline = time.monotonic() + 60
 while sc._jsc.sc().getExecutorMemoryStatus().size() < 3 and time.monotonic() < deadline:
@@ -126,8 +126,18 @@ def duplicated_log(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def smoke(ci_run, cluster, tmp_path_factory) -> dict[str, Any]:
-    """One small application on the cluster: where its tasks run, and the ingest of a log with duplicates."""
+def local_run(request: pytest.FixtureRequest) -> Path:
+    """The local-mode run to compare with: in one pytest process, the session's ``ci_run``, made anyway for other
+    modules; on a pytest-xdist worker of its own, only the Spark steps, since nothing else there needs the rest."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return request.getfixturevalue("ci_run")
+    return run(paths.PARAMS_DIR / "ci.yaml", overrides=["spark_master=local[2]"], only=ON_CLUSTER, echo=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def smoke(local_run, cluster, tmp_path_factory) -> dict[str, Any]:
+    """One small application on the cluster: where its tasks run, and the ingest of a log with duplicates (made
+    from the CI log that ``local_run`` generated)."""
     log = duplicated_log(tmp_path_factory.mktemp("duplicates") / "log")
     out = subprocess.run(
         [
@@ -180,21 +190,34 @@ def _json(run_dir: Path, name: str) -> Any:
     return json.loads((run_dir / name).read_text().replace(str(run_dir), "<run_dir>"))
 
 
-def test_notebooks_on_cluster_match_local_mode(ci_run, cluster, monkeypatch):
-    # The kernels papermill starts inherit this; the driver tells executors which Python to run.
-    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
-    run_dir = run_ci_on(cluster.master_url, lambda: _failure_context(cluster), ON_CLUSTER)
-    # Every notebook that takes a spark_master is one application on the cluster.
-    spark_notebooks = [
-        nb for nb in ON_CLUSTER if "spark_master" in notebook_parameters(paths.NOTEBOOKS_DIR / f"{nb}.ipynb")
-    ]
+@pytest.fixture(scope="module")
+def connect_server(cluster, tmp_path_factory) -> LocalServers:
+    """A user's Spark Connect server on 127.0.0.1 whose driver is one application on the cluster, with shuffle
+    partitions sized for two one-core executors and tiny data, as a cluster's spark-defaults.conf would set them."""
+    with stopped_cleanly(
+        start_connect_server(
+            master=cluster.master_url,
+            driver_memory="2g",
+            work_dir=tmp_path_factory.mktemp("spark-connect"),
+            conf={"spark.sql.shuffle.partitions": 4 * WORKERS},
+        )
+    ) as server:
+        yield server
+
+
+def test_notebooks_over_connect_on_the_cluster_match_local_mode(local_run, cluster, connect_server):
+    # The kernels are gRPC clients of the user's server (spark_master=sc://...), whose executors are the
+    # cluster's: one application, however many notebooks attach to it.
+    run_dir = run_ci_on(
+        connect_server.master_url, lambda: connect_server.log_tail() + _failure_context(cluster), ON_CLUSTER
+    )
     state = cluster.state()
     apps = [app["name"] for app in state["activeapps"] + state["completedapps"] if app["name"] != SMOKE_APP]
-    assert len(apps) == len(spark_notebooks), f"applications on the cluster: {apps}; Spark notebooks: {spark_notebooks}"
+    assert apps == ["sparkify-connect-server"], f"applications on the cluster: {apps}"
     for worker in range(WORKERS):
         assert list((cluster.work_dir / f"worker-{worker}").glob("app-*")), f"worker {worker} ran no executor"
 
-    assert_same_results(ci_run, run_dir, ON_CLUSTER)
+    assert_same_results(local_run, run_dir, ON_CLUSTER)
 
 
 def assert_same_results(local_run: Path, remote_run: Path, steps: tuple[str, ...]) -> None:
@@ -218,25 +241,10 @@ def assert_same_results(local_run: Path, remote_run: Path, steps: tuple[str, ...
         pd.testing.assert_frame_equal(remote_features, local_features, check_exact=False, rtol=FEATURE_RTOL, atol=1e-12)
 
 
-@pytest.fixture(scope="module")
-def connect_server(tmp_path_factory) -> LocalServers:
-    """A Spark Connect server (driver on local[2]) on 127.0.0.1, stopped however the tests end."""
-    with stopped_cleanly(
-        start_connect_server(master="local[2]", driver_memory="2g", work_dir=tmp_path_factory.mktemp("spark-connect"))
-    ) as server:
-        yield server
-
-
-def test_load_over_a_users_spark_connect_server_matches_local_mode(ci_run, connect_server):
-    # The kernel is a gRPC client of the user's own server (spark_master=sc://...). Every notebook of ci_run
-    # already ran as a client of the runner's server, so the load step alone covers what the URL changes.
-    steps = (artifacts.EDA,)
-    assert_same_results(ci_run, run_ci_on(connect_server.master_url, connect_server.log_tail, steps), steps)
-
-
-def test_spark_tree_reasons_are_exact_over_spark_connect(connect_server):
+def test_spark_tree_reasons_are_exact_over_spark_connect_on_the_cluster(connect_server):
     # With SPARKIFY_SPARK_REMOTE set, the suite's spark fixture is a client of the server: the Spark ML trees
-    # of tests/test_spark_trees.py are fitted, rebuilt and checked against their own output over gRPC.
+    # of tests/test_spark_trees.py are fitted on the cluster's executors, rebuilt and checked against their own
+    # output over gRPC.
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-o", "addopts=", "-q", "-p", "no:cacheprovider", "-m", "slow"]
         + [str(Path(__file__).with_name("test_spark_trees.py"))],
