@@ -58,6 +58,15 @@ MANIFEST = _a(
     ("run_id", "status", "parameters", "notebooks"),
 )
 EXECUTED = _a("notebooks", "run", "ipynb", RUNNER, (), "the executed notebooks, one per step")
+SPARK_LOGS = _a(
+    "logs",
+    "run",
+    "log",
+    RUNNER,
+    (),
+    "the log of the run's own Spark Connect server (a local master): the driver's side of a failed cell",
+    optional=True,
+)
 FIGURES = _a("figures", "run", "html+json", EDA, (), "every chart as offline HTML and plotly JSON (all steps)")
 
 DATA_QUALITY = _a(
@@ -252,6 +261,7 @@ SAVED_MODELS = _a(
 ARTIFACTS: tuple[Artifact, ...] = (
     MANIFEST,
     EXECUTED,
+    SPARK_LOGS,
     FIGURES,
     DATA_QUALITY,
     EVENTS,

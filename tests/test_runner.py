@@ -20,6 +20,7 @@ import pytest
 from sparkify_utils import artifacts, paths
 from sparkify_utils.runtime import record, reuse, runner
 from sparkify_utils.runtime.params import ParamError
+from sparkify_utils.runtime.session import LOCAL_SHUFFLE_PARTITIONS, session_conf
 
 STEPS = ("01_eda", "02_features")
 
@@ -382,3 +383,23 @@ def test_quick_start_jvm_only_for_a_small_local_input_and_never_over_the_users_o
     assert runner.quick_jvm_options(large, {}) == ""  # the full log keeps the JVM's optimising compiler
     assert runner.quick_jvm_options(None, {}) == ""  # a remote input's size is unknown
     assert runner.quick_jvm_options(small, {"spark.driver.extraJavaOptions": "-Xss4m"}) == ""
+
+
+def test_a_small_local_input_gets_two_shuffle_partitions_per_core_unless_the_user_sets_them():
+    small, large = runner.QUICK_JVM_MAX_BYTES, runner.QUICK_JVM_MAX_BYTES + 1
+    assert runner.run_shuffle_partitions("local[2]", small, {}) == 4
+    assert runner.run_shuffle_partitions("local", small, {}) == 2
+    assert runner.run_shuffle_partitions("local[*]", small, {}) == 2 * os.cpu_count()
+    assert runner.run_shuffle_partitions("local[3, 2]", small, {}) == 6  # local[threads, maxFailures]
+    assert runner.run_shuffle_partitions("local[2]", large, {}) == LOCAL_SHUFFLE_PARTITIONS
+    assert runner.run_shuffle_partitions("local[2]", None, {}) == LOCAL_SHUFFLE_PARTITIONS
+    assert runner.run_shuffle_partitions("local[2]", small, {"spark.sql.shuffle.partitions": 7}) == 7
+
+
+def test_a_notebook_on_the_runs_server_keeps_the_servers_shuffle_partitions():
+    partitions = "spark.sql.shuffle.partitions"
+    assert session_conf("local[*]")[partitions] == str(LOCAL_SHUFFLE_PARTITIONS)  # alone, as in JupyterLab
+    assert partitions not in session_conf("local[*]", attached=True)
+    assert partitions not in session_conf("yarn")  # the cluster's own default
+    assert session_conf("local[*]", 8, attached=True)[partitions] == "8"
+    assert session_conf("local[*]", spark_conf={partitions: 5}, attached=True)[partitions] == "5"

@@ -57,6 +57,10 @@ def test_ci_run_produces_every_artifact(ci_run):
     assert manifest["parameters"]["spark_master"] == "local[2]"
     # A tiny input: the server's JVM was started for many short jobs, and the manifest says so.
     assert manifest["spark"]["java_options"] == runner.QUICK_JVM_OPTIONS
+    assert manifest["spark"]["shuffle_partitions"] == runner.QUICK_SHUFFLE_PARTITIONS_PER_CORE * 2
+    # The server's log stays with the run.
+    server_log = Path(manifest["spark"]["log"])
+    assert server_log.parent == ci_run / artifacts.SPARK_LOGS.name and server_log.is_file()
     assert not process_alive(manifest["spark"]["pid"])
     # Other tests may have completed runs since; latest always points at a successful one.
     latest = manifest_of(paths.latest_link())
@@ -74,6 +78,8 @@ def test_failing_notebook_leaves_latest_untouched(ci_run):
     executed = message.split("executed copy: ")[1].split()[0]
     assert json.loads(Path(executed).read_text())["cells"], "the executed copy is a readable notebook"
     assert "blank.json is empty (1 file(s), no lines)" in message
+    server_log = message.split("Spark server log: ")[1].split()[0]
+    assert Path(server_log).is_file() and Path(server_log).is_relative_to(Path(executed).parent.parent)
     assert paths.latest_link().resolve() == before
 
 

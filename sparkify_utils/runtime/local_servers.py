@@ -89,20 +89,25 @@ class LocalServers:
     work_dir: Path
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     _owns_work_dir: bool = False
+    #: Folder of the JVMs' logs inside ``work_dir``.
+    log_dir: str = "logs"
+
+    def log_path(self, name: str) -> Path:
+        """The log file of the JVM started as ``name``."""
+        return self.work_dir / self.log_dir / f"{name}.log"
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of every JVM's log, for error messages."""
         parts = []
         for name in self.processes:
-            log = self.work_dir / "logs" / f"{name}.log"
+            log = self.log_path(name)
             text = log.read_text(errors="replace").splitlines()[-lines:] if log.exists() else []
             parts.append(f"--- {log} ---\n" + "\n".join(text))
         return "\n".join(parts)
 
     def _launch(self, name: str, command: list[str]) -> None:
-        logs = self.work_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        with (logs / f"{name}.log").open("wb") as log:
+        self.log_path(name).parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path(name).open("wb") as log:
             # A new session per JVM: its executors and their Python workers share its process group,
             # so one killpg ends them all.
             self.processes[name] = subprocess.Popen(
@@ -253,18 +258,20 @@ def start_connect_server(
     timeout: float = START_TIMEOUT,
     conf: Mapping[str, Any] | None = None,
     java_options: str = "",
+    log_dir: str = "logs",
 ) -> LocalServers:
     """Start a Spark Connect server (its driver on ``master``) on 127.0.0.1; return once it accepts clients.
 
     The result's ``master_url`` is the ``sc://`` URL to pass as ``spark_master``. ``conf`` adds Spark
     settings (a client can change only SQL settings of its session; the others are fixed at the
-    server's start); ``java_options`` are added to the driver JVM's options. Needs the client libraries of
-    ``pip install -e .[connect]`` in the process that connects.
+    server's start); ``java_options`` are added to the driver JVM's options. The server's log goes to
+    ``work_dir/log_dir/connect-server.log`` (without ``work_dir``, a temporary folder that ``stop()`` removes).
+    Needs the client libraries of ``pip install -e .[connect]`` in the process that connects.
     """
     owns = work_dir is None
     root = Path(work_dir or tempfile.mkdtemp(prefix="sparkify-connect-")).resolve()
     port = free_port(port)
-    server = LocalServers(master_url=f"sc://{HOST}:{port}", work_dir=root, _owns_work_dir=owns)
+    server = LocalServers(master_url=f"sc://{HOST}:{port}", work_dir=root, _owns_work_dir=owns, log_dir=log_dir)
     settings = {
         "spark.connect.grpc.binding.address": HOST,
         "spark.connect.grpc.binding.port": port,

@@ -36,7 +36,7 @@ from sparkify_utils.runtime.params import (
     parse_overrides,
     split_by_notebook,
 )
-from sparkify_utils.runtime.session import SPARK_REMOTE_ENV
+from sparkify_utils.runtime.session import LOCAL_SHUFFLE_PARTITIONS, SPARK_REMOTE_ENV
 
 #: Default per-cell timeout, generous enough for the full-size log on one machine.
 DEFAULT_CELL_TIMEOUT = 3600
@@ -47,6 +47,11 @@ DEFAULT_CELL_TIMEOUT = 3600
 #: ``spark.driver.extraJavaOptions`` in ``spark_conf`` replaces these.
 QUICK_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 QUICK_JVM_MAX_BYTES = 256 << 20
+#: Shuffle partitions per core of the run's server for such a small input: each shuffle task writes one file
+#: per partition, and adaptive execution merges them only afterwards (measured on 2 cores: params/ci.yaml's
+#: 01+02 in 49-52 s instead of 57-59 s with ``LOCAL_SHUFFLE_PARTITIONS``; the 128 MB default run 99-103 s either
+#: way).
+QUICK_SHUFFLE_PARTITIONS_PER_CORE = 2
 
 
 class RunError(RuntimeError):
@@ -120,15 +125,36 @@ def quick_jvm_options(input_bytes: int | None, spark_conf: dict[str, Any]) -> st
     return QUICK_JVM_OPTIONS if small and "spark.driver.extraJavaOptions" not in spark_conf else ""
 
 
+def local_cores(master: str) -> int:
+    """Cores of a local master: ``local`` 1, ``local[4]`` 4, ``local[*]`` (or ``local[*, 3]``) all of them."""
+    threads = master.partition("[")[2].partition("]")[0].split(",")[0].strip()
+    if not threads:
+        return 1
+    return (os.cpu_count() or 1) if threads == "*" else int(threads)
+
+
+def run_shuffle_partitions(master: str, input_bytes: int | None, spark_conf: dict[str, Any]) -> int:
+    """Shuffle partitions of the run's local server: ``QUICK_SHUFFLE_PARTITIONS_PER_CORE`` per core for an input
+    of at most ``QUICK_JVM_MAX_BYTES``, else ``LOCAL_SHUFFLE_PARTITIONS``; ``spark_conf``'s own wins."""
+    if "spark.sql.shuffle.partitions" in spark_conf:
+        return int(spark_conf["spark.sql.shuffle.partitions"])
+    small = input_bytes is not None and input_bytes <= QUICK_JVM_MAX_BYTES
+    return QUICK_SHUFFLE_PARTITIONS_PER_CORE * local_cores(master) if small else LOCAL_SHUFFLE_PARTITIONS
+
+
 @contextlib.contextmanager
 def _spark_for_run(
     steps: Sequence[str],
     effective: dict[str, dict[str, Any]],
     shared: bool,
     echo: Callable[[str], None],
+    run_dir: Path,
     input_bytes: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """One Spark Connect server for the run's notebooks when their master is local; yields how Spark runs.
+
+    Its log is kept in the run directory (``SPARK_LOGS``): a notebook's error over Spark Connect often shows
+    only the last line of what went wrong in the driver.
 
     The kernels inherit ``SPARKIFY_SPARK_REMOTE``, which ``get_spark`` uses for a local master, so the
     notebooks' parameters stay as the user wrote them. Stopped however the run ends.
@@ -145,9 +171,15 @@ def _spark_for_run(
         settings, started = effective[spark_steps[0]], time.perf_counter()
         conf = settings.get("spark_conf") or {}
         java_options = quick_jvm_options(input_bytes, conf)
+        partitions = run_shuffle_partitions(master, input_bytes, conf)
         try:
             server = start_connect_server(
-                master=master, driver_memory=settings["driver_memory"], conf=conf, java_options=java_options
+                master=master,
+                driver_memory=settings["driver_memory"],
+                conf={**conf, "spark.sql.shuffle.partitions": partitions},
+                java_options=java_options,
+                work_dir=run_dir,
+                log_dir=artifacts.SPARK_LOGS.name,
             )
         except ClusterError as exc:
             echo(f"Each notebook starts its own Spark: the run's Spark Connect server did not start ({exc})")
@@ -160,11 +192,14 @@ def _spark_for_run(
             "master": master,
             "driver_memory": settings["driver_memory"],
             "java_options": java_options,
+            "shuffle_partitions": partitions,
+            "log": str(server.log_path("connect-server")),
             "start_seconds": round(time.perf_counter() - started, 1),
         }
         echo(
             f"Spark for this run: {server.master_url} ({master}, driver memory {settings['driver_memory']}"
             + (", quick-start JVM for a small input" if java_options else "")
+            + f", {partitions} shuffle partitions"
             + f"), started in {info['start_seconds']:.1f} s"
         )
         os.environ[SPARK_REMOTE_ENV] = server.master_url
@@ -278,7 +313,7 @@ def run(
         try:
             manifest["notebooks"].update(reuse.materialize(plan, run_dir, layout.spark_dir))
             record.write_json(manifest_path, manifest)
-            with _spark_for_run(plan.run, effective, shared_spark, echo, input_info.get("bytes")) as spark:
+            with _spark_for_run(plan.run, effective, shared_spark, echo, run_dir, input_info.get("bytes")) as spark:
                 manifest["spark"] = spark
                 for index, step in enumerate(plan.run, 1):
                     nb_params = {**per_notebook[step], "run_dir": str(run_dir)}
@@ -336,7 +371,10 @@ def _run_step(
         execute(paths.notebook_path(step), output, nb_params, cell_timeout)
     except Exception as exc:
         record["status"] = "failed"
-        manifest["error"] = _failure_message(step, output, exc)
+        server_log = manifest.get("spark", {}).get("log")
+        manifest["error"] = _failure_message(step, output, exc) + (
+            f"\n  Spark server log: {server_log}" if server_log else ""
+        )
         raise RunError(manifest["error"] + "\n  outputs/latest was left unchanged.") from exc
     finally:
         record["seconds"] = round(time.perf_counter() - t0, 1)

@@ -57,6 +57,30 @@ def java_major_version() -> int:
     return int(match.group(2)) if major == 1 else major
 
 
+#: Shuffle partitions on a local master: enough that the full 12 GB log's shuffles fit in a 4 GB driver;
+#: adaptive execution coalesces them again after a shuffle of small data.
+LOCAL_SHUFFLE_PARTITIONS = 32
+
+
+def session_conf(
+    spark_master: str, shuffle_partitions: int = 0, spark_conf: dict | None = None, attached: bool = False
+) -> dict[str, str]:
+    """The Spark settings ``get_spark`` gives a session (``attached``: a local master's notebook on the run's
+    Spark Connect server, whose shuffle partitions the run's input size chose when it started)."""
+    conf = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.adaptive.enabled": "true",
+        # Wide event rows otherwise trigger a "Truncated the string representation of a plan" warning.
+        "spark.sql.debug.maxToStringFields": "200",
+    }
+    if shuffle_partitions:
+        conf["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
+    elif spark_master.startswith("local") and not attached:
+        conf["spark.sql.shuffle.partitions"] = str(LOCAL_SHUFFLE_PARTITIONS)
+    conf.update({k: str(v) for k, v in (spark_conf or {}).items()})
+    return conf
+
+
 def get_spark(
     spark_master: str = "local[*]",
     driver_memory: str = "2g",
@@ -66,26 +90,15 @@ def get_spark(
 ) -> SparkSession:
     """Start (or reuse) the SparkSession for ``spark_master``: local, standalone, YARN or ``sc://``.
 
-    ``shuffle_partitions=0`` picks 32 on a local master (small data, few cores) and leaves Spark's
-    default elsewhere; ``spark_conf`` adds any other setting (executor memory, S3 credentials, ...).
+    ``shuffle_partitions=0`` picks ``LOCAL_SHUFFLE_PARTITIONS`` on a local master (the run's server's own when
+    attached to it) and leaves Spark's default elsewhere; ``spark_conf`` adds any other setting (executor
+    memory, S3 credentials, ...).
     A local master becomes a client of the run's Spark Connect server when the runner has started one
     (``SPARKIFY_SPARK_REMOTE``): the notebook's parameters stay as written, and alone it runs local Spark.
     """
-    conf = {
-        "spark.sql.session.timeZone": "UTC",
-        "spark.sql.adaptive.enabled": "true",
-        # Wide event rows otherwise trigger a "Truncated the string representation of a plan" warning.
-        "spark.sql.debug.maxToStringFields": "200",
-    }
-    if spark_master.startswith("local"):
-        # Enough partitions that the full 12 GB log's shuffles fit in a 4 GB driver; adaptive execution
-        # coalesces them again on small data.
-        conf["spark.sql.shuffle.partitions"] = str(shuffle_partitions or 32)
-    elif shuffle_partitions:
-        conf["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
-    conf.update({k: str(v) for k, v in (spark_conf or {}).items()})
-
     remote = os.environ.get(SPARK_REMOTE_ENV, "") if spark_master.startswith("local") else spark_master
+    conf = session_conf(spark_master, shuffle_partitions, spark_conf, attached=remote.startswith("sc://"))
+
     if remote.startswith("sc://"):
         builder = SparkSession.builder.remote(remote).appName(app_name)
         for key, value in conf.items():
