@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from sparkify_utils import paths as project
+from sparkify_utils.runtime.runner import QUICK_JVM_OPTIONS
 from sparkify_utils.runtime.session import get_spark
 
 _SANDBOX = Path(tempfile.mkdtemp(prefix="sparkify-tests-"))
@@ -27,8 +28,9 @@ _FAILED_NOTEBOOKS: list[str] = []
 #: cluster's master, workers and executors; not the shared ``spark`` fixture's): their Spark work is a few hundred
 #: short jobs on tiny data, where the JVM's optimising compiler costs more CPU than it saves (measured: nbmake's
 #: 01 and 02 in 60 s instead of 70 s). Results do not depend on the compiler (Java 17
-#: floating point is strict), so the tests still check what a user's run computes.
-TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+#: floating point is strict), so the tests still check what a user's run computes. The runner's own options for a
+#: small input, code cache size included.
+TEST_JVM_OPTIONS = QUICK_JVM_OPTIONS
 
 
 def pytest_configure() -> None:

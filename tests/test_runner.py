@@ -403,3 +403,16 @@ def test_a_notebook_on_the_runs_server_keeps_the_servers_shuffle_partitions():
     assert partitions not in session_conf("yarn")  # the cluster's own default
     assert session_conf("local[*]", 8, attached=True)[partitions] == "8"
     assert session_conf("local[*]", spark_conf={partitions: 5}, attached=True)[partitions] == "5"
+
+
+def test_the_quick_start_jvm_keeps_a_code_cache_a_whole_run_fits_in():
+    # The quick compiler alone would get 48 MB, which the code Spark generates over a run filled in the suite.
+    flags = subprocess.run(
+        ["java", *runner.QUICK_JVM_OPTIONS.split(), "-XX:+PrintFlagsFinal", "-version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "JAVA_TOOL_OPTIONS"},
+    ).stdout
+    size = next(int(line.split("=")[1].split()[0]) for line in flags.splitlines() if " ReservedCodeCacheSize " in line)
+    assert size >= 240 << 20

@@ -43,9 +43,11 @@ DEFAULT_CELL_TIMEOUT = 3600
 #: JVM options of the run's own Spark Connect server when the input is small (up to QUICK_JVM_MAX_BYTES): a
 #: small log's work is hundreds of short Spark jobs, on which the JVM's optimising compiler (C2) and parallel
 #: garbage collector spend more CPU than they save (see the README's speed section). Results do not change
-#: (Java 17 floating point is strict). Larger inputs keep the JVM's defaults; a user's own
+#: (Java 17 floating point is strict). The code cache keeps the size the JVM gives it by default: alone, the
+#: quick compiler gets 48 MB, which the code Spark generates over a whole run can fill ("Out of space in
+#: CodeCache"), and the server then stops mid-run. Larger inputs keep the JVM's defaults; a user's own
 #: ``spark.driver.extraJavaOptions`` in ``spark_conf`` replaces these.
-QUICK_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+QUICK_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=240m"
 QUICK_JVM_MAX_BYTES = 256 << 20
 #: Shuffle partitions per core of the run's server for such a small input: each shuffle task writes one file
 #: per partition, and adaptive execution merges them only afterwards (measured on 2 cores: params/ci.yaml's
