@@ -51,7 +51,7 @@ QUICK_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCa
 QUICK_JVM_MAX_BYTES = 256 << 20
 #: Shuffle partitions per core of the run's server for such a small input: each shuffle task writes one file
 #: per partition, and adaptive execution merges them only afterwards (measured on 2 cores: params/ci.yaml's
-#: 01+02 in 49-52 s instead of 57-59 s with ``LOCAL_SHUFFLE_PARTITIONS``; the 128 MB default run 99-103 s either
+#: 01+02 in 48-52 s instead of 57-59 s with ``LOCAL_SHUFFLE_PARTITIONS``; the 128 MB default run 99-103 s either
 #: way).
 QUICK_SHUFFLE_PARTITIONS_PER_CORE = 2
 
