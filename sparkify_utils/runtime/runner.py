@@ -120,11 +120,15 @@ def _figures(run_dir: Path) -> dict[str, int]:
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
 
 
+def _small_input(input_bytes: int | None) -> bool:
+    """A local input of at most ``QUICK_JVM_MAX_BYTES`` (a remote input's size is unknown: not small)."""
+    return input_bytes is not None and input_bytes <= QUICK_JVM_MAX_BYTES
+
+
 def quick_jvm_options(input_bytes: int | None, spark_conf: dict[str, Any]) -> str:
     """The run's Connect server JVM options: ``QUICK_JVM_OPTIONS`` for a local input of at most
     ``QUICK_JVM_MAX_BYTES``, none for a larger or remote one or when ``spark_conf`` sets the driver's own."""
-    small = input_bytes is not None and input_bytes <= QUICK_JVM_MAX_BYTES
-    return QUICK_JVM_OPTIONS if small and "spark.driver.extraJavaOptions" not in spark_conf else ""
+    return QUICK_JVM_OPTIONS if _small_input(input_bytes) and "spark.driver.extraJavaOptions" not in spark_conf else ""
 
 
 def local_cores(master: str) -> int:
@@ -140,8 +144,9 @@ def run_shuffle_partitions(master: str, input_bytes: int | None, spark_conf: dic
     of at most ``QUICK_JVM_MAX_BYTES``, else ``LOCAL_SHUFFLE_PARTITIONS``; ``spark_conf``'s own wins."""
     if "spark.sql.shuffle.partitions" in spark_conf:
         return int(spark_conf["spark.sql.shuffle.partitions"])
-    small = input_bytes is not None and input_bytes <= QUICK_JVM_MAX_BYTES
-    return QUICK_SHUFFLE_PARTITIONS_PER_CORE * local_cores(master) if small else LOCAL_SHUFFLE_PARTITIONS
+    if _small_input(input_bytes):
+        return QUICK_SHUFFLE_PARTITIONS_PER_CORE * local_cores(master)
+    return LOCAL_SHUFFLE_PARTITIONS
 
 
 @contextlib.contextmanager
