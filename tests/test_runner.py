@@ -377,12 +377,17 @@ def test_java_version_is_recorded_whatever_the_jvm_options(monkeypatch):
     assert "version" in java and not java.startswith("Picked up")
 
 
-def test_quick_start_jvm_only_for_a_small_local_input_and_never_over_the_users_options():
+def test_quick_start_jvm_only_for_a_small_local_input_and_never_over_the_users_options(monkeypatch):
     small, large = runner.QUICK_JVM_MAX_BYTES, runner.QUICK_JVM_MAX_BYTES + 1
-    assert runner.quick_jvm_options(small, {}) == runner.QUICK_JVM_OPTIONS
-    assert runner.quick_jvm_options(large, {}) == ""  # the full log keeps the JVM's optimising compiler
-    assert runner.quick_jvm_options(None, {}) == ""  # a remote input's size is unknown
-    assert runner.quick_jvm_options(small, {"spark.driver.extraJavaOptions": "-Xss4m"}) == ""
+    monkeypatch.setattr(runner, "archive_options", lambda: "")  # no class archive built
+    assert runner.server_jvm_options(small, {}) == runner.QUICK_JVM_OPTIONS
+    assert runner.server_jvm_options(large, {}) == ""  # the full log keeps the JVM's optimising compiler
+    assert runner.server_jvm_options(None, {}) == ""  # a remote input's size is unknown
+    assert runner.server_jvm_options(small, {"spark.driver.extraJavaOptions": "-Xss4m"}) == ""
+    monkeypatch.setattr(runner, "archive_options", lambda: "-XX:SharedArchiveFile=a.jsa")
+    assert runner.server_jvm_options(small, {}) == f"{runner.QUICK_JVM_OPTIONS} -XX:SharedArchiveFile=a.jsa"
+    assert runner.server_jvm_options(large, {}) == "-XX:SharedArchiveFile=a.jsa"  # any size starts faster with it
+    assert runner.server_jvm_options(small, {"spark.driver.extraJavaOptions": "-Xss4m"}) == ""
 
 
 def test_a_small_local_input_gets_two_shuffle_partitions_per_core_unless_the_user_sets_them():

@@ -18,6 +18,7 @@ from test_cluster import assert_same_results
 
 from sparkify_utils import artifacts, paths
 from sparkify_utils.runtime import runner
+from sparkify_utils.runtime.class_archive import archive_options
 from sparkify_utils.runtime.cli import main
 from sparkify_utils.runtime.runner import RunError, run
 
@@ -56,7 +57,7 @@ def test_ci_run_produces_every_artifact(ci_run):
     assert manifest["spark"]["mode"] == "connect-server" and manifest["spark"]["master"] == "local[2]"
     assert manifest["parameters"]["spark_master"] == "local[2]"
     # A tiny input: the server's JVM was started for many short jobs, and the manifest says so.
-    assert manifest["spark"]["java_options"] == runner.QUICK_JVM_OPTIONS
+    assert manifest["spark"]["java_options"] == f"{runner.QUICK_JVM_OPTIONS} {archive_options()}".strip()
     assert manifest["spark"]["shuffle_partitions"] == runner.QUICK_SHUFFLE_PARTITIONS_PER_CORE * 2
     # The server's log stays with the run.
     server_log = Path(manifest["spark"]["log"])

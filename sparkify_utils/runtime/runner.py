@@ -20,6 +20,7 @@ from typing import Any
 
 from sparkify_utils import artifacts, paths
 from sparkify_utils.runtime import record, reuse
+from sparkify_utils.runtime.class_archive import archive_options
 from sparkify_utils.runtime.execute import (
     KernelNotRegistered,
     check_kernel,
@@ -125,10 +126,12 @@ def _small_input(input_bytes: int | None) -> bool:
     return input_bytes is not None and input_bytes <= QUICK_JVM_MAX_BYTES
 
 
-def quick_jvm_options(input_bytes: int | None, spark_conf: dict[str, Any]) -> str:
+def server_jvm_options(input_bytes: int | None, spark_conf: dict[str, Any]) -> str:
     """The run's Connect server JVM options: ``QUICK_JVM_OPTIONS`` for a local input of at most
-    ``QUICK_JVM_MAX_BYTES``, none for a larger or remote one or when ``spark_conf`` sets the driver's own."""
-    return QUICK_JVM_OPTIONS if _small_input(input_bytes) and "spark.driver.extraJavaOptions" not in spark_conf else ""
+    ``QUICK_JVM_MAX_BYTES``, and the Spark class archive's; none when ``spark_conf`` sets the driver's own."""
+    if "spark.driver.extraJavaOptions" in spark_conf:
+        return ""
+    return f"{QUICK_JVM_OPTIONS if _small_input(input_bytes) else ''} {archive_options()}".strip()
 
 
 def local_cores(master: str) -> int:
@@ -177,7 +180,7 @@ def _spark_for_run(
     elif shared and master.startswith("local"):
         settings, started = effective[spark_steps[0]], time.perf_counter()
         conf = settings.get("spark_conf") or {}
-        java_options = quick_jvm_options(input_bytes, conf)
+        java_options = server_jvm_options(input_bytes, conf)
         partitions = run_shuffle_partitions(master, input_bytes, conf)
         try:
             server = start_connect_server(
@@ -205,7 +208,7 @@ def _spark_for_run(
         }
         echo(
             f"Spark for this run: {server.master_url} ({master}, driver memory {settings['driver_memory']}"
-            + (", quick-start JVM for a small input" if java_options else "")
+            + (", quick-start JVM for a small input" if QUICK_JVM_OPTIONS in java_options else "")
             + f", {partitions} shuffle partitions"
             + f"), started in {info['start_seconds']:.1f} s"
         )

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from sparkify_utils.runtime.class_archive import archive_options
+
 MIN_JAVA = 17
 #: Spark's logging: warnings and errors only (driver, executors, and the runner's Connect server).
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
@@ -127,7 +129,7 @@ def get_spark(
         SparkSession.builder.master(spark_master)
         .appName(app_name)
         .config("spark.driver.memory", driver_memory)
-        .config("spark.driver.extraJavaOptions", log4j)
+        .config("spark.driver.extraJavaOptions", f"{log4j} {archive_options()}".strip())
         .config("spark.executor.extraJavaOptions", log4j)
         .config("spark.ui.showConsoleProgress", "false")
     )
