@@ -62,11 +62,11 @@ def _workload(java_options: str) -> None:
 
     (A whole ingest adds few classes but makes the archive take three times as long to write.)
     """
-    from sparkify_utils.runtime.session import LOG4J_CONFIG, get_spark
+    from sparkify_utils.runtime.session import LOG4J_OPTION, get_spark
 
     work = Path(os.environ["SPARKIFY_ARCHIVE_WORK"])
     (work / "log.json").write_text('{"userId": "1", "page": "NextSong", "ts": 1538352000000}\n')
-    driver = f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG} {java_options}"
+    driver = f"{LOG4J_OPTION} {java_options}"
     spark = get_spark("local[1]", app_name="sparkify-archive", spark_conf={"spark.driver.extraJavaOptions": driver})
     counts = spark.read.json(str(work / "log.json")).groupBy("page").count()
     counts.write.parquet(str(work / "counts.parquet"))

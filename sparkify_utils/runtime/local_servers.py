@@ -36,7 +36,7 @@ from typing import Any, Self
 
 import pyspark
 
-from sparkify_utils.runtime.session import LOG4J_CONFIG
+from sparkify_utils.runtime.session import LOG4J_OPTION
 
 HOST = "127.0.0.1"
 #: How long the JVMs get to start and the workers to register with the master.
@@ -292,7 +292,7 @@ def start_connect_server(
                 "--driver-memory",
                 driver_memory,
                 "--driver-java-options",
-                f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG} {java_options}".strip(),
+                f"{LOG4J_OPTION} {java_options}".strip(),
                 *(arg for key, value in settings.items() for arg in ("--conf", f"{key}={value}")),
             ],
         )

@@ -26,6 +26,8 @@ from sparkify_utils.runtime.class_archive import archive_options
 MIN_JAVA = 17
 #: Spark's logging: warnings and errors only (driver, executors, and the runner's Connect server).
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
+#: The JVM option that points a driver or executor at it.
+LOG4J_OPTION = f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}"
 #: Set by the runner for the kernels it starts: the ``sc://`` URL of the run's own Spark Connect server,
 #: used instead of starting a driver JVM when a notebook's ``spark_master`` is local.
 SPARK_REMOTE_ENV = "SPARKIFY_SPARK_REMOTE"
@@ -124,13 +126,12 @@ def get_spark(
         # executors on this machine run this environment's Python rather than whatever is on PATH.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    log4j = f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}"
     builder = (
         SparkSession.builder.master(spark_master)
         .appName(app_name)
         .config("spark.driver.memory", driver_memory)
-        .config("spark.driver.extraJavaOptions", f"{log4j} {archive_options()}".strip())
-        .config("spark.executor.extraJavaOptions", log4j)
+        .config("spark.driver.extraJavaOptions", f"{LOG4J_OPTION} {archive_options()}".strip())
+        .config("spark.executor.extraJavaOptions", LOG4J_OPTION)
         .config("spark.ui.showConsoleProgress", "false")
     )
     for key, value in conf.items():
