@@ -7,9 +7,11 @@ import json
 import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 
+from sparkify_utils.data import read
 from sparkify_utils.data.duplicates import mark_duplicates, repeated_keys
 from sparkify_utils.data.ingest import REASONS, classify_events, ingest_events, quality_table
 from sparkify_utils.data.read import EVENTS_SCHEMA, DataLoadError, read_clean_events, read_events
@@ -363,3 +365,17 @@ def test_duplicates_are_counted_and_taken_out_on_either_path(spark, tmp_path, ch
     assert sorted(r["ts"] for r in events.select("ts").collect()) == sorted(int(r["ts"]) for r in rows)
     quarantine = spark.read.json(q["quarantine_path"]).collect()
     assert sorted(r["reason"] for r in quarantine) == ["duplicate"] * 5
+
+
+def test_removing_duplicates_rewrites_only_the_files_that_hold_them(spark, tmp_path, monkeypatch):
+    # 27 rows at most 10 per file: rows 0-9, 10-19 and 20-26 (the 5 copies are rows 22-26 of rows 0-2 and 20-21).
+    monkeypatch.setattr(read, "EVENTS_FILE_ROWS", 10)
+    path, _ = _with_duplicates(tmp_path, "dups.json", lambda r: r)
+    q = ingest(spark, path, tmp_path).quality
+    assert q["rows_kept"] == 22 and q["rows_quarantined"]["duplicate"] == 5
+    files = sorted(Path(q["events_path"]).glob("part-*.parquet"))
+    rows = [pq.ParquetFile(f).metadata.num_rows for f in files]
+    assert sum(rows) == 22 and max(rows) <= 10, rows
+    # Part files are named after the job that wrote them: the middle one, with no copy, is the first pass's.
+    jobs = {f.name.split("-", 2)[2].rsplit("-c", 1)[0] for f in files}
+    assert len(jobs) == 2, [f.name for f in files]

@@ -12,7 +12,7 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from sparkify_utils.data.read import CORRUPT_COLUMN, EVENTS_SCHEMA, RAW_SCHEMA
+from sparkify_utils.data.read import CORRUPT_COLUMN, EVENTS_SCHEMA, RAW_SCHEMA, write_clean_events
 from sparkify_utils.data.rows import DUPLICATE_KEYS, KEY_HASH, anonymous, clean_columns, key_hash, raw_text
 from sparkify_utils.data.schema import RAW_FIELDS
 
@@ -145,7 +145,7 @@ def remove_duplicates(
         rows = located(spark.read.schema(EVENTS_SCHEMA).parquet(*files))
         copies = F.broadcast(duplicates.select(_FILE, _ROW))
         kept = rows.join(copies, [_FILE, _ROW], "left_anti").select(*EVENTS_SCHEMA.fieldNames())
-        kept.write.mode("append").parquet(events_path)
+        write_clean_events(kept, events_path, mode="append")
         for path in local:
             for name in (path, os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.crc")):
                 with contextlib.suppress(FileNotFoundError):
@@ -153,4 +153,4 @@ def remove_duplicates(
         return
     marked = mark_duplicates(as_raw(written, anonymous_id), repeated)
     clean = marked.filter(F.col("reason").isNull()).select(*clean_columns())
-    clean.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY).write.mode("overwrite").parquet(events_path)
+    write_clean_events(clean.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY), events_path)

@@ -49,6 +49,7 @@ from sparkify_utils.data.read import (
     read_clean_events,
     read_events,
     resolve_format,
+    write_clean_events,
     wrong_types,
 )
 from sparkify_utils.data.rows import KEY_HASH, anonymous, clean_columns, key_hash, raw_text
@@ -265,7 +266,7 @@ def ingest_events(
     observation = Observation()
     observed = classified.observe(observation, *_first_pass_metrics())
     with explained_read_failures(input_path, files):
-        observed.filter(F.col("reason").isNull()).select(*clean_columns()).write.mode("overwrite").parquet(events_path)
+        write_clean_events(observed.filter(F.col("reason").isNull()).select(*clean_columns()), events_path)
     first = observation.get
     summary = _first_summary(first)
     persisted: list[DataFrame] = []
@@ -307,7 +308,7 @@ def ingest_events(
                 f"valid_until {valid_until}."
             )
         if final_events is not None:
-            final_events.write.mode("overwrite").parquet(events_path)
+            write_clean_events(final_events, events_path)
         elif duplicates is not None:
             remove_duplicates(written, repeated, anonymous_id, duplicates, events_path)
         if bad_row_policy == "quarantine":

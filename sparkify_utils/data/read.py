@@ -1,8 +1,9 @@
 """Reading Sparkify event logs: the read schemas, the input formats and their errors.
 
 JSON lines (plain or ``.gz``, a file, glob, directory or URL) and Parquet are read with an explicit
-schema, so Spark makes no inference pass. The clean-events contract (``events.parquet``, written by
-:mod:`sparkify_utils.data.ingest`) is read back with :func:`read_clean_events`.
+schema, so Spark makes no inference pass. The clean-events contract (``events.parquet``, which
+:mod:`sparkify_utils.data.ingest` fills) is written with :func:`write_clean_events` and read back with
+:func:`read_clean_events`.
 
 Inputs that are not a Sparkify log get a message naming the problem and the fix instead of Spark's
 own error: a JSON array or an HTML page (recognised from the first non-blank line), a truncated or
@@ -90,6 +91,10 @@ EVENTS_SCHEMA = StructType(
     ]
     + [StructField("event_date", DateType())]
 )
+#: Rows per file of ``events.parquet`` at most: removing a few duplicate events rewrites only the files that
+#: hold them, so smaller files make that cheaper (measured on the 1 GB log: 0.75 s instead of 1.5 s with
+#: Spark's one file per 128 MB of JSON), and readers merge small files into one partition anyway.
+EVENTS_FILE_ROWS = 100_000
 
 
 class DataLoadError(ValueError):
@@ -364,6 +369,11 @@ def read_events(spark: SparkSession, path: str, fmt: str = "auto") -> DataFrame:
         if "PATH_NOT_FOUND" in str(exc):
             raise _missing_path_error(path) from None
         raise
+
+
+def write_clean_events(events: DataFrame, path: str, mode: str = "overwrite") -> None:
+    """Write ``EVENTS_SCHEMA`` rows to the clean-events dataset at ``path``, ``EVENTS_FILE_ROWS`` per file at most."""
+    events.write.mode(mode).option("maxRecordsPerFile", EVENTS_FILE_ROWS).parquet(path)
 
 
 def read_clean_events(spark: SparkSession, paths: RunPaths) -> DataFrame:
