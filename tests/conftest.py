@@ -46,11 +46,10 @@ def _is_notebook(item: pytest.Item) -> bool:
 
 
 #: Test modules that run on the notebooks' pytest-xdist worker, after them: they read the notebooks' outputs
-#: (``interactive_run``) or the session's ``ci_run``, which that worker then makes once. The cluster tests
-#: compare with a local run too, but theirs is the longest module: on the other worker it makes its own, of the
-#: Spark steps only (``local_run`` in tests/test_cluster.py).
+#: (``interactive_run``) or the session's ``ci_run``, which that worker then makes once.
 WITH_NOTEBOOKS = ("tests/test_sequence.py", "tests/test_dashboard_browser.py")
-_OWN_CI_RUN = "tests/test_cluster.py"
+#: The longest module after that group: started first on the other worker.
+_CLUSTER = "tests/test_cluster.py"
 
 
 def worker_group(nodeid: str) -> str:
@@ -65,7 +64,7 @@ def _check_worker_groups(items: list[pytest.Item]) -> None:
     for item in items:
         shared = {"interactive_run", "ci_run"} & set(getattr(item, "fixturenames", ()))
         path = item.nodeid.split("::", 1)[0]
-        if shared and worker_group(item.nodeid) != "notebooks" and path != _OWN_CI_RUN:
+        if shared and worker_group(item.nodeid) != "notebooks":
             raise pytest.UsageError(
                 f"{item.nodeid} uses {', '.join(sorted(shared))}: add {path} to WITH_NOTEBOOKS in tests/conftest.py "
                 "so it runs on the notebooks' worker."
@@ -90,7 +89,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     def rank(item: pytest.Item) -> int:
         group = worker_group(item.nodeid)
-        return 0 if _is_notebook(item) else 1 if group == "notebooks" else 2 if group == _OWN_CI_RUN else 3
+        return 0 if _is_notebook(item) else 1 if group == "notebooks" else 2 if group == _CLUSTER else 3
 
     items.sort(key=rank)  # stable: collection order within each rank
 

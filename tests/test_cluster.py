@@ -5,10 +5,10 @@ objects closed over in tasks, large collect()s, executors writing where only the
 Here the Spark steps of the ``params/ci.yaml`` run (load and features) go through a user's Spark
 Connect server whose driver is an application on the cluster, the Spark ML trees are fitted there
 over gRPC, and a classic application ingests a log with duplicates spread over two files. Each must
-give the local run's results: same rows, users and labels exactly, same features to 1e-9 relative,
-the same copies dropped. All processes sit on this machine's disk, so a dataset written by an
-executor to a local path is still visible to the driver; ``spark_dir`` on object storage covers
-that case on a real cluster.
+give local mode's results (the same steps in the suite's local session): same rows, users and labels
+exactly, same features to 1e-9 relative, the same copies dropped. All processes sit on this machine's
+disk, so a dataset written by an executor to a local path is still visible to the driver;
+``spark_dir`` on object storage covers that case on a real cluster.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import pytest
 
 from sparkify_utils import artifacts, paths
 from sparkify_utils.data.ingest import ingest_events
+from sparkify_utils.data.label import write_users
+from sparkify_utils.features.build import build_tables, write_outputs
 from sparkify_utils.paths import run_paths
 from sparkify_utils.runtime.local_servers import (
     LocalCluster,
@@ -35,7 +37,8 @@ from sparkify_utils.runtime.local_servers import (
     start_connect_server,
     start_local_cluster,
 )
-from sparkify_utils.runtime.runner import RunError, run
+from sparkify_utils.runtime.params import load_params_file, notebook_parameters
+from sparkify_utils.runtime.runner import RunError, ensure_input, run
 from sparkify_utils.runtime.session import SPARK_REMOTE_ENV
 
 pytestmark = pytest.mark.slow
@@ -60,6 +63,8 @@ pythons = sc.parallelize(range(8), 8).map(lambda _: sys.executable).distinct().c
 blocks = sc._jsc.sc().getExecutorMemoryStatus().size()  # executors + the driver
 total = spark.range(10**6).count()
 from sparkify_utils.data.ingest import ingest_events
+from sparkify_utils.data.label import write_users
+from sparkify_utils.features.build import build_tables, write_outputs
 from sparkify_utils.paths import run_paths
 quality = ingest_events(spark, sys.argv[3], run_paths(sys.argv[4])).quality
 print(json.dumps({"pythons": pythons, "executors": blocks - 1, "total": total, "quality": quality}))
@@ -126,12 +131,28 @@ def duplicated_log(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def local_run(request: pytest.FixtureRequest) -> Path:
-    """The local-mode run to compare with: in one pytest process, the session's ``ci_run``, made anyway for other
-    modules; on a pytest-xdist worker of its own, only the Spark steps, since nothing else there needs the rest."""
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        return request.getfixturevalue("ci_run")
-    return run(paths.PARAMS_DIR / "ci.yaml", overrides=["spark_master=local[2]"], only=ON_CLUSTER, echo=lambda _: None)
+def local_run(spark, tmp_path_factory) -> Path:
+    """What the Spark steps compute in local mode with params/ci.yaml's values (01's load and users, 02's feature
+    table), by the package calls the notebooks make, in the suite's local session. The notebooks themselves run in
+    local mode in the session's ``ci_run`` and in nbmake; a third local run of them here would only repeat that."""
+    defaults = [notebook_parameters(paths.notebook_path(step)) for step in ON_CLUSTER]
+    params = {**defaults[0], **defaults[1], **load_params_file(paths.PARAMS_DIR / "ci.yaml")}
+    log = paths.resolve_input_path(params["input_path"])
+    ensure_input(log, echo=lambda _: None)
+    run_dir = tmp_path_factory.mktemp("local-run")
+    local = run_paths(str(run_dir))
+    loaded = ingest_events(
+        spark,
+        log,
+        local,
+        params["bad_row_policy"],
+        params["valid_from"],
+        params["valid_until"],
+    )
+    users = write_users(loaded.events, local)
+    window = [params[name] for name in ("label_mode", "cutoff_date", "horizon_days", "lookback_days")]
+    write_outputs(local, build_tables(loaded.events, users, *window), params["label_mode"])
+    return run_dir
 
 
 @pytest.fixture(scope="module")
