@@ -437,6 +437,7 @@ def test_backtest_is_skipped_with_a_reason_for_a_users_own_table(comparison, tmp
     assert document["skipped"] == skipped.skipped and document["cutoffs"] == []
 
 
+@pytest.mark.slow
 def test_backtest_cutoff_tables_are_each_cutoffs_features_sorted_by_user(spark):
     import datetime as dt
 

@@ -229,6 +229,7 @@ def test_scoring_tables(base):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", catalog.LABEL_MODES)
 def test_build_tables_matches_the_separate_builders(base, mode):
     events, users = base
@@ -386,6 +387,7 @@ def _assert_same_as_each_cutoff(
         pd.testing.assert_frame_equal(_each_cutoff(stacked, cutoff), alone, check_exact=True, obj=cutoff)
 
 
+@pytest.mark.slow
 def test_features_at_cutoffs_equal_each_cutoff_where_sessions_cross_its_midnights(spark):
     # Cutoffs (days 13, 20, 24), lookback starts (15 days earlier) and trend starts (7 and 14 days) are midnights:
     # sessions run across the cutoff, lookback start and trend starts of day 20, and events fall exactly on them.
@@ -424,6 +426,7 @@ def small_generated(spark, tmp_path_factory):
 BACKTEST_DAYS = ["2018-11-19", "2018-10-22", "2018-11-05", "2018-10-29", "2018-11-12"]
 
 
+@pytest.mark.slow
 def test_features_at_cutoffs_equal_each_cutoff_on_a_generated_log(spark, small_generated):
     events, users = small_generated
     sessions = (
@@ -451,6 +454,7 @@ def test_features_at_cutoffs_equal_each_cutoff_on_a_generated_log(spark, small_g
     _assert_same_as_each_cutoff(stacked, events, users, BACKTEST_DAYS, 14, 21)
 
 
+@pytest.mark.slow
 def test_features_at_cutoffs_read_the_events_twice_in_all(small_generated):
     events, users = small_generated
     plan = build.build_features_at(events, users, BACKTEST_DAYS)._jdf.queryExecution().executedPlan().toString()

@@ -104,6 +104,7 @@ def test_sessions_songs_back_to_back_and_churn_is_final(events):
     assert any(len(users) > 1 for users in session_users.values()), "session ids should collide across users"
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_whatever_the_workers(tmp_path):
     one = generate_log(tmp_path / "one.json", users=70, seed=5, workers=1)
     two = generate_log(tmp_path / "two.json", users=70, seed=5, workers=2)
@@ -161,6 +162,7 @@ def test_unwritable_output_location(tmp_path):
     assert (not_parts / "notes.txt").exists()
 
 
+@pytest.mark.slow
 def test_calibration_targets_hold(spark, small_log):
     # Fewer CV folds than the 5x5 of `sparkify calibrate` keep this test near a minute.
     rows = calibration_report(str(small_log[0]), spark, folds=3, repeats=1)
