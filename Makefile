@@ -85,9 +85,9 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest -n $(WORKERS) $(PYTEST_ARGS)
 
-## test-fast: a quick selection of the suite (FAST_ARGS, default: -m "not slow and not browser")
+## test-fast: a quick selection of the suite (FAST_ARGS, default: -m "not slow and not browser"), notebooks on one Spark
 test-fast: setup
-	$(BIN)/python -m pytest -n $(WORKERS) $(FAST_ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) --notebooks-spark=shared $(FAST_ARGS)
 
 ## dashboard: serve the churn dashboard of outputs/latest with Voila on 127.0.0.1
 dashboard: setup

@@ -17,11 +17,15 @@ import pytest
 
 from sparkify_utils import paths as project
 from sparkify_utils.runtime.runner import QUICK_JVM_OPTIONS
-from sparkify_utils.runtime.session import get_spark
+from sparkify_utils.runtime.session import SPARK_REMOTE_ENV, get_spark
 
 _SANDBOX = Path(tempfile.mkdtemp(prefix="sparkify-tests-"))
 _NOTEBOOKS_COLLECTED = pytest.StashKey[bool]()
 _FAILED_NOTEBOOKS: list[str] = []
+#: How nbmake's notebooks get Spark (``--notebooks-spark``): each its own classic driver, or one shared server.
+OWN, SHARED = "own", "shared"
+#: The shared Spark Connect server of ``--notebooks-spark=shared``, started for this process's first notebook.
+_NOTEBOOK_SERVER: list = []
 
 
 #: JVM options of the short-lived JVMs the suite starts (notebook kernels' Spark drivers, Connect servers, the
@@ -31,6 +35,17 @@ _FAILED_NOTEBOOKS: list[str] = []
 #: floating point is strict), so the tests still check what a user's run computes. The runner's own options for a
 #: small input, code cache size included.
 TEST_JVM_OPTIONS = QUICK_JVM_OPTIONS
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--notebooks-spark``: how the notebooks run by nbmake get their Spark."""
+    parser.addoption(
+        "--notebooks-spark",
+        choices=(OWN, SHARED),
+        default=OWN,
+        help=f"{OWN} (default): each notebook starts its own classic Spark driver, as in JupyterLab; {SHARED}: "
+        "all attach to one local Spark Connect server, as in `make run` (quicker; make test-fast)",
+    )
 
 
 def pytest_configure() -> None:
@@ -111,6 +126,42 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     return ByWorkerGroup(config, log)
 
 
+def _notebook_server_url() -> str:
+    """The URL of this process's shared Spark Connect server for the notebooks, started on first use with the
+    runner's settings for a small input (``--notebooks-spark=shared``)."""
+    if not _NOTEBOOK_SERVER:
+        from sparkify_utils.runtime.local_servers import connect_client_problem, start_connect_server
+        from sparkify_utils.runtime.runner import run_shuffle_partitions, server_jvm_options
+
+        problem = connect_client_problem()
+        if problem:
+            raise pytest.UsageError(f"--notebooks-spark={SHARED} needs a Spark Connect client: {problem}")
+        size = project.default_input_path().stat().st_size
+        _NOTEBOOK_SERVER.append(
+            start_connect_server(
+                master="local[2]",
+                driver_memory="2g",
+                conf={"spark.sql.shuffle.partitions": run_shuffle_partitions("local[2]", size, {})},
+                java_options=server_jvm_options(size, {}),
+                work_dir=_SANDBOX / "notebook-spark",
+            )
+        )
+    return _NOTEBOOK_SERVER[0].master_url
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """With ``--notebooks-spark=shared``, point a notebook's kernel at the shared server (only while it runs: the
+    other tests of this process keep their own classic session)."""
+    if _is_notebook(item) and item.config.getoption("notebooks_spark") == SHARED:
+        os.environ[SPARK_REMOTE_ENV] = _notebook_server_url()
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Take the shared server's URL away again after a notebook."""
+    if _is_notebook(item):
+        os.environ.pop(SPARK_REMOTE_ENV, None)
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Remember a failed notebook, so the tests that read its outputs say so instead of failing obscurely."""
     if report.failed and report.nodeid.endswith(".ipynb"):
@@ -118,7 +169,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_unconfigure() -> None:
-    """Remove the sandbox unless asked to keep it (SPARKIFY_KEEP_TEST_OUTPUTS=1)."""
+    """Stop the notebooks' shared server, if any; remove the sandbox unless asked to keep it
+    (SPARKIFY_KEEP_TEST_OUTPUTS=1)."""
+    for server in _NOTEBOOK_SERVER:
+        server.stop()
     if not os.environ.get("SPARKIFY_KEEP_TEST_OUTPUTS"):
         shutil.rmtree(_SANDBOX, ignore_errors=True)
 
@@ -165,8 +219,13 @@ def ci_run() -> Path:
 @pytest.fixture(scope="session")
 def interactive_run(request: pytest.FixtureRequest) -> Path:
     """``outputs/interactive`` as nbmake's notebooks left it: each ran alone, with its stored defaults and
-    its own classic Spark driver, as in JupyterLab. Skipped when the notebooks are not part of the session."""
+    its own classic Spark driver, as in JupyterLab. Skipped when the notebooks are not part of the session or
+    ran on a shared server."""
     if not request.config.stash.get(_NOTEBOOKS_COLLECTED, False):
         pytest.skip("needs the notebooks run by nbmake in the same session (pytest tests notebooks)")
+    if request.config.getoption("notebooks_spark") != OWN:
+        pytest.skip(
+            f"compares the notebooks' own classic drivers with the runner's run: not with --notebooks-spark={SHARED}"
+        )
     assert not _FAILED_NOTEBOOKS, f"notebooks failed, so their outputs cannot be compared: {_FAILED_NOTEBOOKS}"
     return project.interactive_run_dir()
