@@ -20,7 +20,7 @@ import pytest
 from sparkify_utils import artifacts, paths
 from sparkify_utils.runtime import record, reuse, runner
 from sparkify_utils.runtime.params import ParamError
-from sparkify_utils.runtime.session import LOCAL_SHUFFLE_PARTITIONS, session_conf
+from sparkify_utils.runtime.session import DEBUGGING_KEY, LOCAL_SHUFFLE_PARTITIONS, session_conf
 
 STEPS = ("01_eda", "02_features")
 
@@ -408,6 +408,13 @@ def test_a_notebook_on_the_runs_server_keeps_the_servers_shuffle_partitions():
     assert partitions not in session_conf("yarn")  # the cluster's own default
     assert session_conf("local[*]", 8, attached=True)[partitions] == "8"
     assert session_conf("local[*]", spark_conf={partitions: 5}, attached=True)[partitions] == "5"
+
+
+def test_sessions_leave_out_pysparks_call_sites_unless_asked():
+    # Recording them costs every column function several round trips to the JVM; a user can have them back.
+    for conf in (session_conf("local[*]"), session_conf("local[*]", attached=True), session_conf("yarn")):
+        assert conf[DEBUGGING_KEY] == "false"
+    assert session_conf("local[*]", spark_conf={DEBUGGING_KEY: "true"})[DEBUGGING_KEY] == "true"
 
 
 def test_the_quick_start_jvm_keeps_a_code_cache_a_whole_run_fits_in():

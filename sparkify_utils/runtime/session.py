@@ -37,6 +37,8 @@ MASTER_LOST_TIMEOUT_KEY = "spark.sparkify.masterLostTimeout"
 MASTER_LOST_TIMEOUT = 120.0
 #: Seconds between two checks of the master, and the connect timeout of each.
 _PROBE_INTERVAL = 5.0
+#: PySpark's switch for the DataFrame query context of its error messages (see ``session_conf``).
+DEBUGGING_KEY = "spark.python.sql.dataFrameDebugging.enabled"
 
 
 class SparkSetupError(RuntimeError):
@@ -76,6 +78,10 @@ def session_conf(
         "spark.sql.adaptive.enabled": "true",
         # Wide event rows otherwise trigger a "Truncated the string representation of a plan" warning.
         "spark.sql.debug.maxToStringFields": "200",
+        # PySpark 4 otherwise records the Python call site of every column function, for error messages: in
+        # classic mode 13 round trips to the JVM for one F.col instead of 3, and a second or more of a
+        # notebook's building of its wide feature expressions (set it to "true" to see those call sites).
+        DEBUGGING_KEY: "false",
     }
     if shuffle_partitions:
         conf["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
