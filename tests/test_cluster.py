@@ -63,8 +63,6 @@ pythons = sc.parallelize(range(8), 8).map(lambda _: sys.executable).distinct().c
 blocks = sc._jsc.sc().getExecutorMemoryStatus().size()  # executors + the driver
 total = spark.range(10**6).count()
 from sparkify_utils.data.ingest import ingest_events
-from sparkify_utils.data.label import write_users
-from sparkify_utils.features.build import build_tables, write_outputs
 from sparkify_utils.paths import run_paths
 quality = ingest_events(spark, sys.argv[3], run_paths(sys.argv[4])).quality
 print(json.dumps({"pythons": pythons, "executors": blocks - 1, "total": total, "quality": quality}))
