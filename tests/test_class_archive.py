@@ -15,6 +15,7 @@ def test_no_archive_no_options(tmp_path):
     assert archive_options(tmp_path / "missing.jsa") == ""
 
 
+@pytest.mark.slow  # starts a Spark driver of its own
 @pytest.mark.skipif(not ARCHIVE.is_file(), reason=f"no class archive at {ARCHIVE}: `make setup` builds it")
 def test_a_local_driver_loads_sparks_classes_from_the_archive(tmp_path):
     # Each JVM (Spark's launcher, then the driver) logs where each class it loads came from.

@@ -24,7 +24,7 @@ from sparkify_utils.runtime.local_servers import cluster_env, free_port, start_l
 from sparkify_utils.runtime.session import MASTER_LOST_TIMEOUT_KEY, SparkSetupError, get_spark
 
 #: The watchdog's wait in these tests (the default is two minutes).
-LOST_TIMEOUT = 10
+LOST_TIMEOUT = 5
 #: How long the driver may take, after the watchdog's wait, to fail the job and exit (a loaded machine is slow).
 EXIT_MARGIN = 90
 #: The job that is running when the master dies: its tasks would sleep far longer than the test waits.
@@ -63,7 +63,7 @@ def test_lost_master_fails_the_running_job_and_names_it(tmp_path):
         )
         try:
             output = _read_until(driver, "job starts", timeout=300)
-            time.sleep(3)  # the tasks are sleeping on the executor now
+            time.sleep(2)  # the tasks are sleeping on the executor now
             os.killpg(cluster.processes["master"].pid, signal.SIGKILL)
             killed = time.monotonic()
             try:

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 #: A generated log whose default 21-day horizon holds enough churners (14) for params/ci.yaml's 3-fold CV
 #: (the 100-user CI log has about 6), and whose 63 days leave room for the backtest's three cutoffs, each
 #: trained one horizon earlier.
-HORIZON_USERS, HORIZON_SEED, HORIZON_DAYS = 240, 3, 21
+HORIZON_USERS, HORIZON_SEED, HORIZON_DAYS = 160, 3, 21
 
 
 def horizon_churners(log: Path, horizon_days: int, users: set[str]) -> set[str]:

@@ -73,6 +73,7 @@ def test_ci_runs_the_readme_test_command():
     assert "make test" in readme and re.search(r"^make test$", ci, re.M)
 
 
+@pytest.mark.slow  # starts a Spark driver of its own
 def test_pyspark_with_this_pandas_raises_no_warnings():
     code = (
         "import warnings; warnings.simplefilter('always')\n"
