@@ -331,6 +331,23 @@ def test_events_are_scanned_at_most_twice(spark, base, tmp_path):
         assert 1 <= plan.count("FileScan parquet") <= 2, plan  # the users table is not Parquet here
 
 
+def test_build_tables_reads_the_events_twice_in_either_mode(spark, base, tmp_path):
+    """The three tables come from one cached set of aggregates: horizon's cutoff and the log's end share it."""
+    events, users = base
+    path = str(tmp_path / "events.parquet")
+    events.write.partitionBy("event_date").parquet(path)
+    for mode in catalog.LABEL_MODES:
+        tables = build.build_tables(spark.read.parquet(path), users, mode)
+        try:
+            shared = tables.cached._jdf.queryExecution().executedPlan().toString()
+            assert shared.count("FileScan parquet") == 2, shared
+            for table in (tables.features, tables.scoring, tables.user_item):
+                plan = table._jdf.queryExecution().executedPlan().toString()
+                assert "InMemoryTableScan" in plan and plan.count("FileScan parquet") == 2, plan
+        finally:
+            tables.cached.unpersist()
+
+
 @pytest.fixture(scope="module")
 def generated(spark, tmp_path_factory):
     """Both modes' feature tables (pandas) of a generated 225-user log, the default size."""

@@ -254,18 +254,20 @@ def build_tables(
     """``build_features``, ``build_scoring`` and ``user_item_table`` from as few passes over the events as possible.
 
     The scoring and user_item tables (and whole_period features) all aggregate the events up to the log's
-    end: that aggregation (one row per user) is computed once and cached, so whole_period reads the events
-    twice in all and horizon four times, instead of six.
+    end; horizon features aggregate them up to the cutoff too, in the same two passes (``aggregates_at``).
+    Those aggregates (a row per user and window) are computed once and cached, so the events are read twice
+    in all, instead of six times.
     """
     window = resolve_window(users, label_mode, cutoff_date, horizon_days, lookback_days)
     end = _log_end_window(users, label_mode, lookback_days)
-    end_agg = aggregates(events, end).cache()
-    train_agg = end_agg if label_mode == "whole_period" else aggregates(events, window)
+    windows = [end] if label_mode == "whole_period" else [end, window]
+    cached = aggregates_at(events, windows).cache()
+    end_agg, train_agg = (cached.filter(F.col(WINDOW) == i).drop(WINDOW) for i in (0, len(windows) - 1))
     return FeatureTables(
         features=_build(train_agg, users, _Bounds.of(window), lookback_days, labelled=True),
         scoring=_scoring(end_agg, users, end, label_mode, lookback_days),
         user_item=_user_item(end_agg, users),
-        cached=end_agg,
+        cached=cached,
     )
 
 
