@@ -233,11 +233,14 @@ def test_scoring_tables(base):
 @pytest.mark.parametrize("mode", catalog.LABEL_MODES)
 def test_build_tables_matches_the_separate_builders(base, mode):
     events, users = base
-    tables = build.build_tables(events, users, mode, cutoff_date="2018-10-20" if mode == "horizon" else "")
+    cutoff = "2018-10-20" if mode == "horizon" else ""
+    other = next(m for m in catalog.LABEL_MODES if m != mode)
+    tables = build.build_tables(events, users, mode, cutoff_date=cutoff)
     expected = {
-        "features": build.build_features(events, users, mode, cutoff_date="2018-10-20" if mode == "horizon" else ""),
+        "features": build.build_features(events, users, mode, cutoff_date=cutoff),
         "scoring": build.build_scoring(events, users, mode),
         "user_item": build.user_item_table(events, users),
+        "other": build.build_features(events, users, other, cutoff_date=cutoff),
     }
     for name, table in expected.items():
         pd.testing.assert_frame_equal(as_pandas(getattr(tables, name)), as_pandas(table), obj=f"{mode} {name}")
@@ -341,7 +344,7 @@ def test_build_tables_reads_the_events_twice_in_either_mode(spark, base, tmp_pat
         try:
             shared = tables.cached._jdf.queryExecution().executedPlan().toString()
             assert shared.count("FileScan parquet") == 2, shared
-            for table in (tables.features, tables.scoring, tables.user_item):
+            for table in (tables.features, tables.scoring, tables.user_item, tables.other):
                 plan = table._jdf.queryExecution().executedPlan().toString()
                 assert "InMemoryTableScan" in plan and plan.count("FileScan parquet") == 2, plan
         finally:

@@ -32,6 +32,7 @@ from sparkify_utils.features.aggregate import WINDOW, aggregates, aggregates_at
 from sparkify_utils.features.catalog import (
     COUNTED_PAGES,
     DEFAULT_LABEL_MODE,
+    LABEL_MODES,
     OS_PATTERNS,
     RATE_PAGES,
     STATE_REGION,
@@ -239,7 +240,9 @@ class FeatureTables:
     features: DataFrame
     scoring: DataFrame
     user_item: DataFrame
-    #: Per-user aggregates the three share, kept in memory until ``write_outputs`` has written them.
+    #: The features of the other label mode, to compare class balances (read it before ``write_outputs``).
+    other: DataFrame
+    #: Per-user aggregates the four share, kept in memory until ``write_outputs`` has written them.
     cached: DataFrame
 
 
@@ -251,22 +254,27 @@ def build_tables(
     horizon_days: int = 14,
     lookback_days: int = 28,
 ) -> FeatureTables:
-    """``build_features``, ``build_scoring`` and ``user_item_table`` from as few passes over the events as possible.
+    """``build_features``, ``build_scoring`` and ``user_item_table``, and the other label mode's features, from
+    as few passes over the events as possible.
 
     The scoring and user_item tables (and whole_period features) all aggregate the events up to the log's
     end; horizon features aggregate them up to the cutoff too, in the same two passes (``aggregates_at``).
     Those aggregates (a row per user and window) are computed once and cached, so the events are read twice
-    in all, instead of six times.
+    in all, instead of eight times.
     """
     window = resolve_window(users, label_mode, cutoff_date, horizon_days, lookback_days)
+    other_mode = next(mode for mode in LABEL_MODES if mode != label_mode)
+    other = resolve_window(users, other_mode, cutoff_date, horizon_days, lookback_days)
+    # The whole_period window is the log's end: two windows serve both modes and the scoring table.
     end = _log_end_window(users, label_mode, lookback_days)
-    windows = [end] if label_mode == "whole_period" else [end, window]
-    cached = aggregates_at(events, windows).cache()
-    end_agg, train_agg = (cached.filter(F.col(WINDOW) == i).drop(WINDOW) for i in (0, len(windows) - 1))
+    cached = aggregates_at(events, [end, window if label_mode == "horizon" else other]).cache()
+    end_agg, horizon_agg = (cached.filter(F.col(WINDOW) == i).drop(WINDOW) for i in (0, 1))
+    agg = {"whole_period": end_agg, "horizon": horizon_agg}
     return FeatureTables(
-        features=_build(train_agg, users, _Bounds.of(window), lookback_days, labelled=True),
+        features=_build(agg[label_mode], users, _Bounds.of(window), lookback_days, labelled=True),
         scoring=_scoring(end_agg, users, end, label_mode, lookback_days),
         user_item=_user_item(end_agg, users),
+        other=_build(agg[other_mode], users, _Bounds.of(other), lookback_days, labelled=True),
         cached=cached,
     )
 
