@@ -324,12 +324,18 @@ def test_user_item_table_has_no_cancellation_pages(base):
     assert table.loc["3", "song_length_max"] == 203.0 and table["churn"].tolist() == [0, 1, 1, 0]
 
 
-def test_events_are_scanned_at_most_twice(spark, base, tmp_path):
-    events, users = base
+def partitioned(spark, events, tmp_path):
+    """``events`` as notebook 01 stores them (Parquet by event_date), read back: their scans show in a plan."""
     path = str(tmp_path / "events.parquet")
     events.write.partitionBy("event_date").parquet(path)
+    return spark.read.parquet(path)
+
+
+def test_events_are_scanned_at_most_twice(spark, base, tmp_path):
+    events, users = base
+    stored = partitioned(spark, events, tmp_path)
     for mode in catalog.LABEL_MODES:
-        out = build.build_features(spark.read.parquet(path), users, mode)
+        out = build.build_features(stored, users, mode)
         plan = out._jdf.queryExecution().executedPlan().toString()
         assert 1 <= plan.count("FileScan parquet") <= 2, plan  # the users table is not Parquet here
 
@@ -337,10 +343,9 @@ def test_events_are_scanned_at_most_twice(spark, base, tmp_path):
 def test_build_tables_reads_the_events_twice_in_either_mode(spark, base, tmp_path):
     """The three tables come from one cached set of aggregates: horizon's cutoff and the log's end share it."""
     events, users = base
-    path = str(tmp_path / "events.parquet")
-    events.write.partitionBy("event_date").parquet(path)
+    stored = partitioned(spark, events, tmp_path)
     for mode in catalog.LABEL_MODES:
-        tables = build.build_tables(spark.read.parquet(path), users, mode)
+        tables = build.build_tables(stored, users, mode)
         try:
             shared = tables.cached._jdf.queryExecution().executedPlan().toString()
             assert shared.count("FileScan parquet") == 2, shared

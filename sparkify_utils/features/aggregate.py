@@ -5,8 +5,8 @@ Pass 1 is one conditional aggregation per session and day, rolled up to each win
 pass 2 counts distinct songs and artists (the only counts that need the events themselves).
 
 Several cutoffs (the backtest's; the horizon features and the scoring table) share the two passes
-(:func:`aggregates_at`). Cutoffs, lookback starts and
-trend windows are UTC midnights, so whether an event counts in a window depends only on its day: pass 1 keeps
+(:func:`aggregates_at`). Cutoffs, lookback starts and trend windows are UTC midnights, so whether an event
+counts in a window depends only on its day: pass 1 keeps
 each session's days apart, and each window rolls up the days before its cutoff; pass 2 keeps the songs heard
 between two consecutive cutoffs apart, and each window unites the sets before its cutoff. Song lengths and
 session durations are summed as integers, so a total does not depend on how Spark splits and orders its parts:
