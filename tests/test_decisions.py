@@ -135,6 +135,25 @@ def test_calibrators_are_never_judged_on_a_user_they_were_fit_on():
     assert chosen.count("isotonic") <= 1
 
 
+@pytest.mark.parametrize("mixed", [False, True], ids=["one-label-groups", "mixed-label-groups"])
+def test_group_folds_keep_groups_whole_and_classes_balanced(mixed):
+    rng = np.random.default_rng(3)
+    groups = np.repeat(np.arange(400), 3)
+    y = np.repeat((rng.random(400) < 0.2).astype(float), 3)
+    if mixed:
+        y[::7] = 1 - y[::7]  # some groups now hold both labels: the scikit-learn splitter's case
+    folds = list(reliability.group_folds(y, groups, 5, seed=0))
+    assert len(folds) == 5
+    held = np.concatenate([h for _, h in folds])
+    assert np.array_equal(np.sort(held), np.arange(len(y)))  # every row is held out exactly once
+    for fit, held in folds:
+        assert not set(groups[fit]) & set(groups[held])
+        assert len(fit) + len(held) == len(y)
+        assert abs(y[held].mean() - y.mean()) < 0.05
+    again = list(reliability.group_folds(y, groups, 5, seed=0))
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(folds, again, strict=True))
+
+
 # --- the decision evaluation of a real comparison (modeling.decisions) ----------------------------------------
 
 DAY_MS = 86_400_000

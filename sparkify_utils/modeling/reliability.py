@@ -8,6 +8,7 @@ Brier score on those validation predictions, and the raw scores are kept when ne
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +81,29 @@ def fit_calibrator(y: object, score: object, method: str) -> Calibrator:
     raise ValueError(f"Unknown calibration method {method!r}: choose from {', '.join(METHODS)}.")
 
 
+def group_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Stratified (fit, held) row indices that keep each group on one side of every fold.
+
+    When every group has one label (a user's predictions all carry the user's label), this is a stratified
+    k-fold over the groups themselves. scikit-learn's ``StratifiedGroupKFold`` places one group at a time in
+    Python: on the full log's 17,800 training users, the decision step took 15 s with it and 4 s with this.
+    Groups of mixed labels go to ``StratifiedGroupKFold``.
+    """
+    keys, row_group = np.unique(groups, return_inverse=True)
+    low = np.full(len(keys), np.inf)
+    high = np.full(len(keys), -np.inf)
+    np.minimum.at(low, row_group, y)
+    np.maximum.at(high, row_group, y)
+    if not np.array_equal(low, high):
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        yield from splitter.split(np.zeros((len(y), 1)), y, groups)
+        return
+    splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    for _, held_groups in splitter.split(np.zeros((len(keys), 1)), low):
+        held = np.isin(row_group, held_groups)
+        yield np.flatnonzero(~held), np.flatnonzero(held)
+
+
 def choose_calibrator(
     y: object, score: object, seed: int, folds: int = 5, groups: object = None
 ) -> tuple[Calibrator, pd.DataFrame]:
@@ -93,15 +117,15 @@ def choose_calibrator(
     y_arr, s = np.asarray(y, float).ravel(), np.asarray(score, float).ravel()
     n_splits = int(min(folds, np.bincount(y_arr.astype(int), minlength=2).min()))
     if groups is not None:
-        n_splits = int(min(n_splits, pd.Series(np.asarray(groups)[y_arr == 1]).nunique()))
+        labels = pd.Series(y_arr).groupby(np.asarray(groups)).max()
+        n_splits = int(min(n_splits, *labels.value_counts().reindex([0.0, 1.0], fill_value=0)))
     if n_splits < 2:
         table = pd.DataFrame({"method": ["none"], "brier_mean": [brier(y_arr, s)], "brier_sd": [np.nan]})
         return Calibrator("none"), table
     if groups is None:
         splits = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(s.reshape(-1, 1), y_arr)
     else:
-        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        splits = splitter.split(s.reshape(-1, 1), y_arr, np.asarray(groups))
+        splits = group_folds(y_arr, np.asarray(groups), n_splits, seed)
     scores: dict[str, list[float]] = {m: [] for m in METHODS}
     for fit, held in splits:
         for method in METHODS:
