@@ -35,7 +35,9 @@ RENDER_TIMEOUT_MS = 120_000
 #: JavaScript: how many plotly charts have drawn their SVG.
 DRAWN_CHARTS = "[...document.querySelectorAll('.js-plotly-plot')].filter(e => e.querySelector('.main-svg')).length"
 #: Text that Voila or Python show when a cell fails.
-ERROR_TEXTS = ("Traceback", "There was an error when executing cell", "Error executing", "Exception:")
+#: What Voila's widget manager draws when a displayed widget's model was not restored from the kernel.
+WIDGET_MISS = "Error displaying widget"
+ERROR_TEXTS = (WIDGET_MISS, "Traceback", "There was an error when executing cell", "Error executing", "Exception:")
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +123,37 @@ def _screenshot(page) -> Path:
     return shot
 
 
+def _open_dashboard(page, url: str, charts: int) -> None:
+    """Load the page until the at-risk widget and every chart are drawn; reload once after a widget-restore miss.
+
+    Voila's frontend restores the widget models from the kernel after the page has loaded. On a loaded machine
+    it has once (in five CI runs) come back without the last cell's widget, and the page then shows "Error
+    displaying widget: model not found" for good. A reader would reload; so does this test, once, keeping the
+    first page's screenshot and browser console under build/test-artifacts/ for whoever looks into it.
+    """
+    console: list[str] = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    for attempt in (1, 2):
+        page.goto(url, timeout=RENDER_TIMEOUT_MS)
+        try:
+            page.wait_for_function(
+                f"document.querySelector('.spk-at-risk-count') || document.body.innerText.includes('{WIDGET_MISS}')",
+                timeout=RENDER_TIMEOUT_MS,
+            )
+            missed = WIDGET_MISS in page.inner_text("body")
+            if not missed:
+                page.wait_for_function(DRAWN_CHARTS + f" >= {charts}", timeout=RENDER_TIMEOUT_MS)
+                return
+        except Exception:
+            _screenshot(page)  # what the page showed instead
+            raise
+        shot = _screenshot(page).rename(ARTIFACTS / f"dashboard-widget-miss-{attempt}.png")
+        (ARTIFACTS / f"dashboard-widget-miss-{attempt}.log").write_text("\n".join(console))
+        console.clear()
+        print(f"\nwidget restore missed a model on load {attempt}: {shot}")
+    pytest.fail(f"the dashboard showed '{WIDGET_MISS}' on two loads; see {ARTIFACTS}")
+
+
 def _table_rows(page) -> int:
     return page.locator("table.spk-at-risk tbody tr").count()
 
@@ -143,13 +176,7 @@ def test_dashboard_renders_the_run(browser, ci_run, tmp_path):
     try:
         with dashboard_server(str(ci_run), tmp_path / "voila.log") as url:
             started = time.perf_counter()
-            page.goto(url, timeout=RENDER_TIMEOUT_MS)
-            try:
-                page.wait_for_selector(".spk-at-risk-count", timeout=RENDER_TIMEOUT_MS)
-                page.wait_for_function(DRAWN_CHARTS + f" >= {charts}", timeout=RENDER_TIMEOUT_MS)
-            except Exception:
-                _screenshot(page)  # what the page showed instead
-                raise
+            _open_dashboard(page, url, charts)
             seconds = time.perf_counter() - started
             print(f"\ndashboard rendered in {seconds:.1f} s (request to {charts} charts drawn)")
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
