@@ -34,9 +34,9 @@ SERVER_START_TIMEOUT = 120
 RENDER_TIMEOUT_MS = 120_000
 #: JavaScript: how many plotly charts have drawn their SVG.
 DRAWN_CHARTS = "[...document.querySelectorAll('.js-plotly-plot')].filter(e => e.querySelector('.main-svg')).length"
-#: Text that Voila or Python show when a cell fails.
 #: What Voila's widget manager draws when a displayed widget's model was not restored from the kernel.
 WIDGET_MISS = "Error displaying widget"
+#: Text that Voila or Python show when a cell fails or a widget cannot be drawn.
 ERROR_TEXTS = (WIDGET_MISS, "Traceback", "There was an error when executing cell", "Error executing", "Exception:")
 
 
@@ -140,8 +140,7 @@ def _open_dashboard(page, url: str, charts: int) -> None:
                 f"document.querySelector('.spk-at-risk-count') || document.body.innerText.includes('{WIDGET_MISS}')",
                 timeout=RENDER_TIMEOUT_MS,
             )
-            missed = WIDGET_MISS in page.inner_text("body")
-            if not missed:
+            if WIDGET_MISS not in page.inner_text("body"):
                 page.wait_for_function(DRAWN_CHARTS + f" >= {charts}", timeout=RENDER_TIMEOUT_MS)
                 return
         except Exception:

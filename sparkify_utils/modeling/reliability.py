@@ -89,17 +89,14 @@ def group_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -> 
     Python: on the full log's 17,800 training users, the decision step took 15 s with it and 4 s with this.
     Groups of mixed labels go to ``StratifiedGroupKFold``.
     """
-    keys, row_group = np.unique(groups, return_inverse=True)
-    low = np.full(len(keys), np.inf)
-    high = np.full(len(keys), -np.inf)
-    np.minimum.at(low, row_group, y)
-    np.maximum.at(high, row_group, y)
-    if not np.array_equal(low, high):
+    _, row_group = np.unique(groups, return_inverse=True)
+    label = pd.Series(y).groupby(row_group).agg(["min", "max"])
+    if not label["min"].equals(label["max"]):
         splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         yield from splitter.split(np.zeros((len(y), 1)), y, groups)
         return
     splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    for _, held_groups in splitter.split(np.zeros((len(keys), 1)), low):
+    for _, held_groups in splitter.split(np.zeros((len(label), 1)), label["min"]):
         held = np.isin(row_group, held_groups)
         yield np.flatnonzero(~held), np.flatnonzero(held)
 
