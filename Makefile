@@ -20,7 +20,8 @@ UV_VERSION := 0.13.9
 PARAMS ?= params/default.yaml
 ARGS   ?=
 PYTEST_ARGS ?=
-FAST_ARGS ?= -m "not slow and not browser"
+# The tests/ folder alone: nbmake's notebooks are left to `make test`; test-fast runs them once through the runner.
+FAST_ARGS ?= -m "not slow and not browser" tests
 # Both cores: pytest-xdist workers, each given whole groups of tests (tests/conftest.py); WORKERS=0 runs in one process.
 WORKERS ?= 2
 LINT_ARGS ?=
@@ -85,9 +86,9 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest -n $(WORKERS) $(PYTEST_ARGS)
 
-## test-fast: a quick selection of the suite (FAST_ARGS, default: -m "not slow and not browser"), notebooks on one Spark
+## test-fast: unit tests and one run of the notebooks on params/ci.yaml (FAST_ARGS, default: not slow or browser)
 test-fast: setup
-	$(BIN)/python -m pytest -n $(WORKERS) --notebooks-spark=shared $(FAST_ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) $(FAST_ARGS)
 
 ## dashboard: serve the churn dashboard of outputs/latest with Voila on 127.0.0.1
 dashboard: setup

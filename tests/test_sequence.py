@@ -4,6 +4,9 @@
 Connect server; later runs here reuse its load and features, or fail on purpose; nbmake's notebooks,
 each with its own Spark driver, are compared with it. Runs that need no earlier run are in
 tests/test_horizon_run.py and tests/test_interrupt.py (Ctrl-C, the command line).
+
+The first test is ``make test-fast``'s one pass of the notebooks; the others, each a further run or a
+comparison with nbmake's notebooks, are ``slow``.
 """
 
 from __future__ import annotations
@@ -21,8 +24,6 @@ from sparkify_utils.runtime import runner
 from sparkify_utils.runtime.class_archive import archive_options
 from sparkify_utils.runtime.cli import main
 from sparkify_utils.runtime.runner import RunError, run
-
-pytestmark = pytest.mark.slow
 
 CI = paths.PARAMS_DIR / "ci.yaml"
 
@@ -68,6 +69,7 @@ def test_ci_run_produces_every_artifact(ci_run):
     assert latest["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_failing_notebook_leaves_latest_untouched(ci_run):
     blank = paths.data_dir() / "blank.json"
     blank.write_text("")
@@ -84,6 +86,7 @@ def test_failing_notebook_leaves_latest_untouched(ci_run):
     assert paths.latest_link().resolve() == before
 
 
+@pytest.mark.slow
 def test_changed_model_parameter_reuses_load_and_features(ci_run, capsys):
     """``--only`` the models with new settings (4 CV folds, no backtest): the load and features come from
     ci_run, linked."""
@@ -109,6 +112,7 @@ def test_changed_model_parameter_reuses_load_and_features(ci_run, capsys):
     assert "backtest_cutoffs=0" in json.loads((run_dir / artifacts.BACKTEST.name).read_text())["skipped"]
 
 
+@pytest.mark.slow
 def test_notebooks_alone_match_the_runs_shared_spark_server(ci_run, interactive_run):
     """nbmake ran each notebook alone with its stored defaults and its own classic Spark driver, as in
     JupyterLab; the runner ran them as clients of one Spark Connect server. Same log: same load and features."""
