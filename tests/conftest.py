@@ -44,7 +44,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=(OWN, SHARED),
         default=OWN,
         help=f"{OWN} (default): each notebook starts its own classic Spark driver, as in JupyterLab; {SHARED}: "
-        "all attach to one local Spark Connect server, as in `make run` (quicker; make test-fast)",
+        "all attach to one local Spark Connect server, as in `make run` (quicker; the README says how)",
     )
 
 
