@@ -51,7 +51,7 @@ $(UV): $(UV_PIN)
 # Exactly the lock (packages not in it are removed), then the project itself, editable, without its
 # dependencies; setuptools, the build backend, is in the lock too, so nothing is resolved here.
 # Then two steps side by side, as the archive's JVM keeps about one core busy and compiling uses the rest
-# (measured on a 2-core machine: 82 s for both instead of 94 s one after the other):
+# (measured on a 2-core machine, uv's cache warm: the whole setup in 90-103 s instead of 102-119 s, alternating):
 # - every package's .pyc, written once: uv does not by default, and where PYTHONDONTWRITEBYTECODE is set (as on
 #   our CI machines) Python never writes them either, so every process (each notebook kernel, each test worker)
 #   compiles pandas, scipy and scikit-learn again. On a 2-core machine the default run's import cells took 18 s of
